@@ -1,0 +1,57 @@
+export type {
+  ClaimRequest,
+  ClaimResult,
+  CompleteRequest,
+  DedupRecord,
+  DedupStore,
+  ExtendRequest,
+  FailRequest,
+  OwnedRef,
+  RecordState,
+  TransitionResult,
+} from './store/store.js';
+export { MemoryStore, type MemoryStoreOptions, type MemoryStoreStats } from './store/memory-store.js';
+export {
+  ErrorCode,
+  FingerprintError,
+  InProgressError,
+  InvalidIdError,
+  InvalidOptionsError,
+  LeaseLostError,
+  OnceOnlyError,
+  PayloadConflictError,
+  RecordedFailureError,
+  ResultSerializationError,
+  StoreUnavailableError,
+  TakeoverDeadLetterError,
+  toError,
+  type OnceOnlyErrorOptions,
+} from './errors.js';
+export { DEFAULT_MAX_ID_BYTES, validateId } from './ids/validate-id.js';
+export { uuidv7, uuidv7Timestamp } from './ids/uuidv7.js';
+export { canonicalJson } from './ids/canonical-json.js';
+export { contentId, fingerprintOf } from './ids/content-id.js';
+export { DedupProcessor, type ProcessorStats } from './processor/dedup-processor.js';
+export {
+  processorOptionsSchema,
+  parseOptions,
+  type DedupProcessorOptions,
+  type ResolvedProcessorOptions,
+  type ReconcileDecision,
+  type TakeoverPolicy,
+} from './processor/options.js';
+export type { Handler, HandlerContext, Message, TakeoverContext } from './processor/context.js';
+export type { ProcessorEvents } from './processor/events.js';
+export {
+  isDone,
+  type BatchResult,
+  type ConflictOutcome,
+  type DuplicateOutcome,
+  type FailedOutcome,
+  type InProgressOutcome,
+  type LeaseLostOutcome,
+  type Outcome,
+  type OutcomeStatus,
+  type ProcessedOutcome,
+  type StoreUnavailableOutcome,
+} from './processor/outcome.js';

@@ -1,0 +1,125 @@
+import { z } from 'zod';
+import { InvalidOptionsError } from '../errors.js';
+import { DEFAULT_MAX_ID_BYTES } from '../ids/validate-id.js';
+import type { DedupStore } from '../store/store.js';
+import type { TakeoverContext } from './context.js';
+
+const isFunction = (value: unknown) => typeof value === 'function';
+const fn = <T>(what: string) => z.custom<T>(isFunction, { message: `must be a function (${what})` });
+
+const storeSchema = z.custom<DedupStore>(
+  (value) =>
+    typeof value === 'object' &&
+    value !== null &&
+    ['claim', 'claimMany', 'extend', 'extendMany', 'complete', 'completeMany', 'release', 'releaseMany', 'fail', 'get'].every(
+      (method) => isFunction((value as Record<string, unknown>)[method]),
+    ),
+  { message: 'must implement the DedupStore interface (claim, claimMany, extend, complete, release, fail, get, ...)' },
+);
+
+const HOUR = 3_600_000;
+
+/** What to do when a claim finds an expired lease, i.e. an earlier run died or stalled mid-handler. */
+export type TakeoverPolicy = 'retry' | 'reconcile' | 'dead-letter';
+/** The answer of a `reconcile` function: the effect is already applied (`done`) or must run (`run`). */
+export type ReconcileDecision = 'done' | 'run';
+
+/** The options schema. Types come from it; every default is stated here once. */
+export const processorOptionsSchema = z
+  .object({
+    /** Who is deduplicating: a handler, consumer group or queue. The same ID in two scopes is two records. */
+    scope: z
+      .string()
+      .min(1, 'must be a non-empty string')
+      .max(200, 'must be at most 200 characters')
+      .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), 'must not contain control characters'),
+    /** The store. @defaultValue a new `MemoryStore` (one process only). */
+    store: storeSchema.optional(),
+    /** How long a completed (or remembered failed) record is kept. After it, the ID is new again. @defaultValue 24 h */
+    windowMs: z.number().int().positive().default(24 * HOUR),
+    /** Lease on an ID while its handler runs; extended by a heartbeat. @defaultValue 30 s */
+    leaseMs: z.number().int().min(10, 'must be at least 10 ms').default(30_000),
+    /** How often the lease is extended. @defaultValue leaseMs / 3 */
+    heartbeatMs: z.number().int().positive().optional(),
+    /** Upper bound of an ID's UTF-8 length. @defaultValue 256 */
+    maxIdBytes: z.number().int().min(1).max(4096).default(DEFAULT_MAX_ID_BYTES),
+    /**
+     * Payload fingerprint kept on each record, to spot the same ID arriving with a different payload.
+     * `'auto'` hashes the payload (bytes, string, or canonical JSON) when one is given; `false` turns it
+     * off; a function computes it. @defaultValue 'auto'
+     */
+    fingerprint: z.union([z.literal('auto'), z.literal(false), fn<(payload: unknown) => string>('payload => string')]).default('auto'),
+    /** Same ID, different fingerprint: `reject` (typed error), treat as `duplicate`, or `process` anyway. @defaultValue 'reject' */
+    onConflict: z.enum(['reject', 'duplicate', 'process']).default('reject'),
+    /** Expired lease found at claim: run again (`retry`), ask `reconcile`, or `dead-letter`. @defaultValue 'retry' */
+    onTakeover: z.enum(['retry', 'reconcile', 'dead-letter']).default('retry'),
+    /** Required with `onTakeover: 'reconcile'`: checks downstream whether the earlier run's effect happened. */
+    reconcile: fn<(context: TakeoverContext) => ReconcileDecision | Promise<ReconcileDecision>>('context => "done" | "run"').optional(),
+    /** Keep each handler's result so duplicates are answered with it. @defaultValue false */
+    recordResults: z.boolean().default(false),
+    /** How results are turned into text for the store. @defaultValue JSON */
+    serializer: z
+      .object({
+        serialize: fn<(value: unknown) => string>('value => string'),
+        deserialize: fn<(text: string) => unknown>('text => value'),
+      })
+      .optional(),
+    /** Whether a handler error is terminal (no retry will help). @defaultValue never: every error is retryable */
+    isTerminal: fn<(error: Error) => boolean>('error => boolean').optional(),
+    /** Remember terminal failures for the window, so redeliveries fail without running. @defaultValue false */
+    rememberFailures: z.boolean().default(false),
+    /**
+     * Store unreachable: `fail-closed` throws a retriable error and runs nothing; `fail-open` runs the
+     * handler unprotected and counts it. @defaultValue 'fail-closed'
+     */
+    onStoreError: z.enum(['fail-closed', 'fail-open']).default('fail-closed'),
+    /** Detect and report duplicates without suppressing them (for a safe rollout). @defaultValue false */
+    shadow: z.boolean().default(false),
+    /** A duplicate arriving in this process while the first is running waits for its outcome. @defaultValue true */
+    singleFlight: z.boolean().default(true),
+    /** Upper bound of the suggested wait before retrying an in-progress message. @defaultValue 1000 */
+    inProgressRetryMs: z.number().int().positive().default(1_000),
+    /** Attempts at recording a completion when the store errors after the handler ran. @defaultValue 3 */
+    completeAttempts: z.number().int().min(1).max(10).default(3),
+  })
+  .strict()
+  .superRefine((options, ctx) => {
+    if (options.leaseMs >= options.windowMs) {
+      ctx.addIssue({ code: 'custom', path: ['leaseMs'], message: `must be lower than windowMs (${options.windowMs})` });
+    }
+    if (options.heartbeatMs !== undefined && options.heartbeatMs >= options.leaseMs) {
+      ctx.addIssue({ code: 'custom', path: ['heartbeatMs'], message: `must be lower than leaseMs (${options.leaseMs})` });
+    }
+    if (options.onTakeover === 'reconcile' && !options.reconcile) {
+      ctx.addIssue({ code: 'custom', path: ['reconcile'], message: 'is required when onTakeover is "reconcile"' });
+    }
+    if (options.reconcile && options.onTakeover !== 'reconcile') {
+      ctx.addIssue({ code: 'custom', path: ['onTakeover'], message: 'must be "reconcile" when a reconcile function is given' });
+    }
+  });
+
+/** Options accepted by `new DedupProcessor(...)`. */
+export type DedupProcessorOptions = z.input<typeof processorOptionsSchema>;
+/** Options after validation and defaults. */
+export type ResolvedProcessorOptions = z.output<typeof processorOptionsSchema> & { heartbeatMs: number };
+
+/**
+ * Validates options with zod, failing fast with every problem named by its option path.
+ * @throws {InvalidOptionsError}
+ */
+export function parseOptions<T extends z.ZodType>(schema: T, input: unknown, owner: string): z.output<T> {
+  const parsed = schema.safeParse(input ?? {});
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    const path = issue.path.length ? issue.path.join('.') : '(options)';
+    const message =
+      issue.code === 'unrecognized_keys' ? `unknown option(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}` : issue.message;
+    return issue.code === 'unrecognized_keys' ? message : `"${path}" ${message}`;
+  });
+  throw new InvalidOptionsError(`invalid ${owner} options: ${problems.join('; ')}`, { cause: parsed.error });
+}
+
+export function resolveProcessorOptions(input: DedupProcessorOptions): ResolvedProcessorOptions {
+  const options = parseOptions(processorOptionsSchema, input, 'DedupProcessor');
+  return { ...options, heartbeatMs: options.heartbeatMs ?? Math.max(5, Math.floor(options.leaseMs / 3)) };
+}

@@ -1,0 +1,362 @@
+import type {
+  ClaimRequest,
+  ClaimResult,
+  CompleteRequest,
+  DedupRecord,
+  DedupStore,
+  ExtendRequest,
+  FailRequest,
+  OwnedRef,
+  TransitionResult,
+} from './store.js';
+
+export interface MemoryStoreOptions {
+  /**
+   * Most records kept at once. When full, the least recently updated record is evicted; evicting one
+   * whose window has not ended weakens the promise and is counted in `stats().evictedEarly`.
+   * @defaultValue 1_000_000
+   */
+  capacity?: number;
+  /** Milliseconds since the epoch. Tests pass a fake clock. @defaultValue Date.now */
+  clock?: () => number;
+  /** Called for every record evicted before its window ended. */
+  onEarlyEviction?: (scope: string, id: string) => void;
+}
+
+export interface MemoryStoreStats {
+  /** Records held now (including expired ones not yet swept). */
+  size: number;
+  capacity: number;
+  /** Records evicted for capacity before their window ended. */
+  evictedEarly: number;
+  /** Records dropped because their window (or, for in-progress, their retention) ended. */
+  expired: number;
+}
+
+const IN_PROGRESS = 1;
+const COMPLETED = 2;
+const FAILED = 3;
+const STATE_NAMES = ['', 'in-progress', 'completed', 'failed'] as const;
+
+// Times are kept as int32 milliseconds relative to `base` (12 bytes a record instead of boxed doubles);
+// `base` moves forward when they would overflow.
+const REBASE_AT = 2 ** 30;
+// Expired records at the front of a scope's order removed per write: more than one write adds, so the
+// sweep keeps pace with inserts and expiry stays O(1) amortised with no timer.
+const SWEEP_PER_WRITE = 4;
+
+/**
+ * The embedded default store: one process, bounded, no timers.
+ *
+ * Each scope keeps a `Map` from ID to a slot in typed-array columns, in order of last update. Every
+ * write moves its ID to the end, so with one window per scope the front is always the next to expire
+ * and a write sweeps it. Reads check expiry themselves, so a record past its window never answers.
+ * Fencing tokens come from one counter for the whole store: they grow with every claim and are never
+ * reused, even for an ID whose record was evicted or released.
+ *
+ * Each transition runs synchronously, so it is atomic with respect to every other caller in the
+ * process.
+ *
+ * @example
+ * const store = new MemoryStore({ capacity: 100_000 });
+ * const processor = new DedupProcessor({ scope: 'emails', store });
+ */
+export class MemoryStore implements DedupStore {
+  readonly #capacity: number;
+  readonly #clock: () => number;
+  readonly #onEarlyEviction: ((scope: string, id: string) => void) | undefined;
+  readonly #scopes = new Map<string, Map<string, number>>();
+
+  #base: number;
+  #tokenCounter = 0;
+  #size = 0;
+  #evictedEarly = 0;
+  #expired = 0;
+
+  // Columns indexed by slot.
+  #state: Uint8Array;
+  #token: Float64Array;
+  #claimedAt: Int32Array;
+  #updatedAt: Int32Array;
+  #leaseUntil: Int32Array;
+  #expiresAt: Int32Array;
+  #fingerprint: (string | undefined)[] = [];
+  #extra: (string | undefined)[] = []; // result (completed) or error code (failed)
+  #free: number[] = [];
+  #allocated = 0;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    const capacity = options.capacity ?? 1_000_000;
+    if (!Number.isInteger(capacity) || capacity < 1) {
+      throw new RangeError(`MemoryStore option "capacity" must be a positive integer, got ${String(capacity)}`);
+    }
+    this.#capacity = capacity;
+    this.#clock = options.clock ?? Date.now;
+    this.#onEarlyEviction = options.onEarlyEviction;
+    this.#base = this.#clock() - 1;
+    const initial = Math.min(capacity, 1024);
+    this.#state = new Uint8Array(initial);
+    this.#token = new Float64Array(initial);
+    this.#claimedAt = new Int32Array(initial);
+    this.#updatedAt = new Int32Array(initial);
+    this.#leaseUntil = new Int32Array(initial);
+    this.#expiresAt = new Int32Array(initial);
+  }
+
+  stats(): MemoryStoreStats {
+    return { size: this.#size, capacity: this.#capacity, evictedEarly: this.#evictedEarly, expired: this.#expired };
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimResult> {
+    return this.#claim(request, this.#now());
+  }
+
+  async claimMany(requests: readonly ClaimRequest[]): Promise<ClaimResult[]> {
+    const now = this.#now();
+    return requests.map((request) => this.#claim(request, now));
+  }
+
+  async extend(request: ExtendRequest): Promise<TransitionResult> {
+    return this.#extend(request, this.#now());
+  }
+
+  async extendMany(requests: readonly ExtendRequest[]): Promise<TransitionResult[]> {
+    const now = this.#now();
+    return requests.map((request) => this.#extend(request, now));
+  }
+
+  async complete(request: CompleteRequest): Promise<TransitionResult> {
+    return this.#finish(request, COMPLETED, request.result, this.#now());
+  }
+
+  async completeMany(requests: readonly CompleteRequest[]): Promise<TransitionResult[]> {
+    const now = this.#now();
+    return requests.map((request) => this.#finish(request, COMPLETED, request.result, now));
+  }
+
+  async fail(request: FailRequest): Promise<TransitionResult> {
+    return this.#finish(request, FAILED, request.error, this.#now());
+  }
+
+  async release(request: OwnedRef): Promise<TransitionResult> {
+    return this.#release(request);
+  }
+
+  async releaseMany(requests: readonly OwnedRef[]): Promise<TransitionResult[]> {
+    return requests.map((request) => this.#release(request));
+  }
+
+  async get(scope: string, id: string): Promise<DedupRecord | undefined> {
+    const slot = this.#scopes.get(scope)?.get(id);
+    if (slot === undefined) return undefined;
+    const now = this.#now();
+    if (this.#expiresAt[slot]! <= now) return undefined;
+    if (this.#state[slot] === IN_PROGRESS && this.#leaseUntil[slot]! <= now) return undefined;
+    return this.#record(slot);
+  }
+
+  async close(): Promise<void> {
+    this.#scopes.clear();
+    this.#free = [];
+    this.#allocated = 0;
+    this.#size = 0;
+  }
+
+  #claim(request: ClaimRequest, now: number): ClaimResult {
+    const table = this.#table(request.scope);
+    const slot = table.get(request.id);
+    let takeover = false;
+    if (slot !== undefined) {
+      if (this.#expiresAt[slot]! > now) {
+        const state = this.#state[slot]!;
+        if (state !== IN_PROGRESS) {
+          return { status: state === COMPLETED ? 'completed' : 'failed', record: this.#record(slot) };
+        }
+        if (this.#leaseUntil[slot]! > now) return { status: 'in-progress', record: this.#record(slot) };
+        takeover = true;
+      }
+      table.delete(request.id);
+      this.#freeSlot(slot);
+    }
+    this.#sweep(table, now);
+    if (this.#size >= this.#capacity) this.#evictOne(now);
+
+    const fresh = this.#allocSlot();
+    const token = ++this.#tokenCounter;
+    const leaseUntil = now + request.leaseMs;
+    this.#state[fresh] = IN_PROGRESS;
+    this.#token[fresh] = token;
+    this.#claimedAt[fresh] = now;
+    this.#updatedAt[fresh] = now;
+    this.#leaseUntil[fresh] = leaseUntil;
+    this.#expiresAt[fresh] = now + Math.max(request.windowMs, request.leaseMs);
+    this.#fingerprint[fresh] = request.fingerprint;
+    this.#extra[fresh] = undefined;
+    // Eviction may have dropped this scope's (emptied) table: look it up again.
+    this.#table(request.scope).set(request.id, fresh);
+    return { status: 'acquired', token, takeover, leaseUntil: leaseUntil + this.#base };
+  }
+
+  #owned(ref: OwnedRef): { table: Map<string, number>; slot: number } | undefined {
+    const table = this.#scopes.get(ref.scope);
+    const slot = table?.get(ref.id);
+    if (slot === undefined || this.#state[slot] !== IN_PROGRESS || this.#token[slot] !== ref.token) return undefined;
+    return { table: table!, slot };
+  }
+
+  #extend(request: ExtendRequest, now: number): TransitionResult {
+    const owned = this.#owned(request);
+    if (!owned) return 'lease-lost';
+    // An expired lease that nobody took over is still this owner's: no other claim bumped the token.
+    this.#leaseUntil[owned.slot] = Math.max(this.#leaseUntil[owned.slot]!, now + request.leaseMs);
+    this.#expiresAt[owned.slot] = Math.max(this.#expiresAt[owned.slot]!, now + request.leaseMs);
+    return 'ok';
+  }
+
+  #finish(ref: OwnedRef & { windowMs: number }, state: number, extra: string | undefined, now: number): TransitionResult {
+    const owned = this.#owned(ref);
+    if (!owned) return 'lease-lost';
+    const { table, slot } = owned;
+    this.#state[slot] = state;
+    this.#updatedAt[slot] = now;
+    this.#leaseUntil[slot] = 0;
+    this.#expiresAt[slot] = now + ref.windowMs;
+    this.#extra[slot] = extra;
+    // Move to the end of the scope's order: its window now ends last.
+    table.delete(ref.id);
+    table.set(ref.id, slot);
+    this.#sweep(table, now);
+    return 'ok';
+  }
+
+  #release(ref: OwnedRef): TransitionResult {
+    const owned = this.#owned(ref);
+    if (!owned) return 'lease-lost';
+    owned.table.delete(ref.id);
+    this.#freeSlot(owned.slot);
+    return 'ok';
+  }
+
+  #record(slot: number): DedupRecord {
+    const state = this.#state[slot]!;
+    const base = this.#base;
+    const record: {
+      state: DedupRecord['state'];
+      token: number;
+      claimedAt: number;
+      updatedAt: number;
+      fingerprint?: string;
+      leaseUntil?: number;
+      result?: string;
+      error?: string;
+    } = {
+      state: STATE_NAMES[state] as DedupRecord['state'],
+      token: this.#token[slot]!,
+      claimedAt: this.#claimedAt[slot]! + base,
+      updatedAt: this.#updatedAt[slot]! + base,
+    };
+    const fingerprint = this.#fingerprint[slot];
+    if (fingerprint !== undefined) record.fingerprint = fingerprint;
+    if (state === IN_PROGRESS) record.leaseUntil = this.#leaseUntil[slot]! + base;
+    const extra = this.#extra[slot];
+    if (extra !== undefined) {
+      if (state === COMPLETED) record.result = extra;
+      else record.error = extra;
+    }
+    return record;
+  }
+
+  #table(scope: string): Map<string, number> {
+    let table = this.#scopes.get(scope);
+    if (!table) {
+      table = new Map();
+      this.#scopes.set(scope, table);
+    }
+    return table;
+  }
+
+  /** Drops expired records at the front of a scope's order. */
+  #sweep(table: Map<string, number>, now: number): void {
+    let budget = SWEEP_PER_WRITE;
+    for (const [id, slot] of table) {
+      if (budget-- === 0 || this.#expiresAt[slot]! > now) break;
+      table.delete(id);
+      this.#freeSlot(slot);
+      this.#expired++;
+    }
+  }
+
+  /** Evicts the least recently updated record of all scopes (the oldest front). */
+  #evictOne(now: number): void {
+    let victimScope: string | undefined;
+    let victimTable: Map<string, number> | undefined;
+    let victimId = '';
+    let victimSlot = -1;
+    for (const [scope, table] of this.#scopes) {
+      for (const [id, slot] of table) {
+        if (victimSlot < 0 || this.#updatedAt[slot]! < this.#updatedAt[victimSlot]!) {
+          victimScope = scope;
+          victimTable = table;
+          victimId = id;
+          victimSlot = slot;
+        }
+        break;
+      }
+    }
+    if (!victimTable || victimScope === undefined) return;
+    victimTable.delete(victimId);
+    if (victimTable.size === 0) this.#scopes.delete(victimScope);
+    if (this.#expiresAt[victimSlot]! > now) {
+      this.#evictedEarly++;
+      this.#onEarlyEviction?.(victimScope, victimId);
+    } else {
+      this.#expired++;
+    }
+    this.#freeSlot(victimSlot);
+  }
+
+  #allocSlot(): number {
+    this.#size++;
+    const reused = this.#free.pop();
+    if (reused !== undefined) return reused;
+    if (this.#allocated === this.#state.length) this.#grow();
+    return this.#allocated++;
+  }
+
+  #freeSlot(slot: number): void {
+    this.#size--;
+    this.#state[slot] = 0;
+    this.#fingerprint[slot] = undefined;
+    this.#extra[slot] = undefined;
+    this.#free.push(slot);
+  }
+
+  #grow(): void {
+    const length = Math.min(this.#capacity, this.#state.length * 2);
+    const grow = <T extends Uint8Array | Int32Array | Float64Array>(old: T, make: (n: number) => T): T => {
+      const next = make(length);
+      next.set(old);
+      return next;
+    };
+    this.#state = grow(this.#state, (n) => new Uint8Array(n));
+    this.#token = grow(this.#token, (n) => new Float64Array(n));
+    this.#claimedAt = grow(this.#claimedAt, (n) => new Int32Array(n));
+    this.#updatedAt = grow(this.#updatedAt, (n) => new Int32Array(n));
+    this.#leaseUntil = grow(this.#leaseUntil, (n) => new Int32Array(n));
+    this.#expiresAt = grow(this.#expiresAt, (n) => new Int32Array(n));
+  }
+
+  /** The clock relative to `base`, moving `base` forward (and every stored time back) near overflow. */
+  #now(): number {
+    let now = this.#clock() - this.#base;
+    if (now >= REBASE_AT) {
+      const shift = now - 1;
+      for (const column of [this.#claimedAt, this.#updatedAt, this.#leaseUntil, this.#expiresAt]) {
+        for (let i = 0; i < this.#allocated; i++) column[i] = Math.max(column[i]! - shift, -(2 ** 31));
+      }
+      this.#base += shift;
+      now = 1;
+    }
+    return now;
+  }
+}
