@@ -7,7 +7,6 @@ import {
   MemoryStore,
   PayloadConflictError,
   RecordedFailureError,
-  StoreUnavailableError,
   TakeoverDeadLetterError,
   type HandlerContext,
   type Outcome,
