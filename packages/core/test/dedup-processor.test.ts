@@ -464,7 +464,7 @@ describe('DedupProcessor.processBatch', () => {
 });
 
 describe('MemoryStore', () => {
-  it('evicts the least recently updated record when full, and counts early evictions', async () => {
+  it('evicts the oldest record when full, and counts early evictions', async () => {
     const evicted: string[] = [];
     const store = new MemoryStore({ capacity: 3, onEarlyEviction: (_s, id) => evicted.push(id) });
     const processor = new DedupProcessor({ scope, store });

@@ -12,7 +12,7 @@ import type {
 
 export interface MemoryStoreOptions {
   /**
-   * Most records kept at once. When full, the least recently updated record is evicted; evicting one
+   * Most records kept at once. When full, the oldest record (the first to expire) is evicted; evicting one
    * whose window has not ended weakens the promise and is counted in `stats().evictedEarly`.
    * @defaultValue 1_000_000
    */
@@ -38,19 +38,23 @@ const COMPLETED = 2;
 const FAILED = 3;
 const STATE_NAMES = ['', 'in-progress', 'completed', 'failed'] as const;
 
-// Times are kept as int32 milliseconds relative to `base` (12 bytes a record instead of boxed doubles);
+// Times are kept as int32 milliseconds relative to `base` (4 bytes each instead of a boxed double);
 // `base` moves forward when they would overflow.
 const REBASE_AT = 2 ** 30;
-// Expired records at the front of a scope's order removed per write: more than one write adds, so the
-// sweep keeps pace with inserts and expiry stays O(1) amortised with no timer.
-const SWEEP_PER_WRITE = 4;
+// Every SWEEP_EVERY claims, up to 2 * SWEEP_EVERY expired records are dropped from the front of the
+// scope's order: more than the claims add, so expiry keeps pace, O(1) amortised, with no timer.
+const SWEEP_EVERY = 32;
+
+/** Fingerprint and result/error of a record, kept only when present (most records have neither). */
+type Aux = string | { fingerprint: string | undefined; extra: string };
 
 /**
  * The embedded default store: one process, bounded, no timers.
  *
- * Each scope keeps a `Map` from ID to a slot in typed-array columns, in order of last update. Every
- * write moves its ID to the end, so with one window per scope the front is always the next to expire
- * and a write sweeps it. Reads check expiry themselves, so a record past its window never answers.
+ * Each scope keeps a `Map` from ID to a slot in typed-array columns (about 60 bytes a record besides the
+ * ID string), in order of claim. With one window per scope the front is the next to expire, give or
+ * take the time a handler ran, and claims sweep it. Reads check expiry themselves, so a record past its
+ * window never answers, swept or not.
  * Fencing tokens come from one counter for the whole store: they grow with every claim and are never
  * reused, even for an ID whose record was evicted or released.
  *
@@ -69,19 +73,19 @@ export class MemoryStore implements DedupStore {
 
   #base: number;
   #tokenCounter = 0;
+  #claimsUntilSweep = SWEEP_EVERY;
   #size = 0;
   #evictedEarly = 0;
   #expired = 0;
 
-  // Columns indexed by slot.
+  // Columns indexed by slot. `#leaseOrClaim` holds the lease end while in progress (when the claim time
+  // equals `#updatedAt`), and the claim time once finished (when there is no lease).
   #state: Uint8Array;
   #token: Float64Array;
-  #claimedAt: Int32Array;
   #updatedAt: Int32Array;
-  #leaseUntil: Int32Array;
+  #leaseOrClaim: Int32Array;
   #expiresAt: Int32Array;
-  #fingerprint: (string | undefined)[] = [];
-  #extra: (string | undefined)[] = []; // result (completed) or error code (failed)
+  #aux: (Aux | undefined)[] = []; // fingerprint, or fingerprint + result (completed) / error (failed)
   #free: number[] = [];
   #allocated = 0;
 
@@ -97,9 +101,8 @@ export class MemoryStore implements DedupStore {
     const initial = Math.min(capacity, 1024);
     this.#state = new Uint8Array(initial);
     this.#token = new Float64Array(initial);
-    this.#claimedAt = new Int32Array(initial);
     this.#updatedAt = new Int32Array(initial);
-    this.#leaseUntil = new Int32Array(initial);
+    this.#leaseOrClaim = new Int32Array(initial);
     this.#expiresAt = new Int32Array(initial);
   }
 
@@ -151,7 +154,7 @@ export class MemoryStore implements DedupStore {
     if (slot === undefined) return undefined;
     const now = this.#now();
     if (this.#expiresAt[slot]! <= now) return undefined;
-    if (this.#state[slot] === IN_PROGRESS && this.#leaseUntil[slot]! <= now) return undefined;
+    if (this.#state[slot] === IN_PROGRESS && this.#leaseOrClaim[slot]! <= now) return undefined;
     return this.#record(slot);
   }
 
@@ -172,13 +175,16 @@ export class MemoryStore implements DedupStore {
         if (state !== IN_PROGRESS) {
           return { status: state === COMPLETED ? 'completed' : 'failed', record: this.#record(slot) };
         }
-        if (this.#leaseUntil[slot]! > now) return { status: 'in-progress', record: this.#record(slot) };
+        if (this.#leaseOrClaim[slot]! > now) return { status: 'in-progress', record: this.#record(slot) };
         takeover = true;
       }
       table.delete(request.id);
       this.#freeSlot(slot);
     }
-    this.#sweep(table, now);
+    if (--this.#claimsUntilSweep === 0) {
+      this.#claimsUntilSweep = SWEEP_EVERY;
+      this.#sweep(table, now);
+    }
     if (this.#size >= this.#capacity) this.#evictOne(now);
 
     const fresh = this.#allocSlot();
@@ -186,12 +192,10 @@ export class MemoryStore implements DedupStore {
     const leaseUntil = now + request.leaseMs;
     this.#state[fresh] = IN_PROGRESS;
     this.#token[fresh] = token;
-    this.#claimedAt[fresh] = now;
     this.#updatedAt[fresh] = now;
-    this.#leaseUntil[fresh] = leaseUntil;
+    this.#leaseOrClaim[fresh] = leaseUntil;
     this.#expiresAt[fresh] = now + Math.max(request.windowMs, request.leaseMs);
-    this.#fingerprint[fresh] = request.fingerprint;
-    this.#extra[fresh] = undefined;
+    this.#aux[fresh] = request.fingerprint;
     // Eviction may have dropped this scope's (emptied) table: look it up again.
     this.#table(request.scope).set(request.id, fresh);
     return { status: 'acquired', token, takeover, leaseUntil: leaseUntil + this.#base };
@@ -208,7 +212,7 @@ export class MemoryStore implements DedupStore {
     const owned = this.#owned(request);
     if (!owned) return 'lease-lost';
     // An expired lease that nobody took over is still this owner's: no other claim bumped the token.
-    this.#leaseUntil[owned.slot] = Math.max(this.#leaseUntil[owned.slot]!, now + request.leaseMs);
+    this.#leaseOrClaim[owned.slot] = Math.max(this.#leaseOrClaim[owned.slot]!, now + request.leaseMs);
     this.#expiresAt[owned.slot] = Math.max(this.#expiresAt[owned.slot]!, now + request.leaseMs);
     return 'ok';
   }
@@ -216,16 +220,12 @@ export class MemoryStore implements DedupStore {
   #finish(ref: OwnedRef & { windowMs: number }, state: number, extra: string | undefined, now: number): TransitionResult {
     const owned = this.#owned(ref);
     if (!owned) return 'lease-lost';
-    const { table, slot } = owned;
+    const { slot } = owned;
     this.#state[slot] = state;
+    this.#leaseOrClaim[slot] = this.#updatedAt[slot]!; // the claim time
     this.#updatedAt[slot] = now;
-    this.#leaseUntil[slot] = 0;
     this.#expiresAt[slot] = now + ref.windowMs;
-    this.#extra[slot] = extra;
-    // Move to the end of the scope's order: its window now ends last.
-    table.delete(ref.id);
-    table.set(ref.id, slot);
-    this.#sweep(table, now);
+    if (extra !== undefined) this.#aux[slot] = { fingerprint: fingerprintOf(this.#aux[slot]), extra };
     return 'ok';
   }
 
@@ -252,16 +252,16 @@ export class MemoryStore implements DedupStore {
     } = {
       state: STATE_NAMES[state] as DedupRecord['state'],
       token: this.#token[slot]!,
-      claimedAt: this.#claimedAt[slot]! + base,
+      claimedAt: (state === IN_PROGRESS ? this.#updatedAt[slot]! : this.#leaseOrClaim[slot]!) + base,
       updatedAt: this.#updatedAt[slot]! + base,
     };
-    const fingerprint = this.#fingerprint[slot];
+    const aux = this.#aux[slot];
+    const fingerprint = fingerprintOf(aux);
     if (fingerprint !== undefined) record.fingerprint = fingerprint;
-    if (state === IN_PROGRESS) record.leaseUntil = this.#leaseUntil[slot]! + base;
-    const extra = this.#extra[slot];
-    if (extra !== undefined) {
-      if (state === COMPLETED) record.result = extra;
-      else record.error = extra;
+    if (state === IN_PROGRESS) record.leaseUntil = this.#leaseOrClaim[slot]! + base;
+    if (typeof aux === 'object') {
+      if (state === COMPLETED) record.result = aux.extra;
+      else record.error = aux.extra;
     }
     return record;
   }
@@ -277,7 +277,7 @@ export class MemoryStore implements DedupStore {
 
   /** Drops expired records at the front of a scope's order. */
   #sweep(table: Map<string, number>, now: number): void {
-    let budget = SWEEP_PER_WRITE;
+    let budget = 2 * SWEEP_EVERY;
     for (const [id, slot] of table) {
       if (budget-- === 0 || this.#expiresAt[slot]! > now) break;
       table.delete(id);
@@ -286,7 +286,7 @@ export class MemoryStore implements DedupStore {
     }
   }
 
-  /** Evicts the least recently updated record of all scopes (the oldest front). */
+  /** Evicts the oldest record: of each scope's front (its oldest claim), the one whose window ends first. */
   #evictOne(now: number): void {
     let victimScope: string | undefined;
     let victimTable: Map<string, number> | undefined;
@@ -294,7 +294,7 @@ export class MemoryStore implements DedupStore {
     let victimSlot = -1;
     for (const [scope, table] of this.#scopes) {
       for (const [id, slot] of table) {
-        if (victimSlot < 0 || this.#updatedAt[slot]! < this.#updatedAt[victimSlot]!) {
+        if (victimSlot < 0 || this.#expiresAt[slot]! < this.#expiresAt[victimSlot]!) {
           victimScope = scope;
           victimTable = table;
           victimId = id;
@@ -326,8 +326,7 @@ export class MemoryStore implements DedupStore {
   #freeSlot(slot: number): void {
     this.#size--;
     this.#state[slot] = 0;
-    this.#fingerprint[slot] = undefined;
-    this.#extra[slot] = undefined;
+    this.#aux[slot] = undefined;
     this.#free.push(slot);
   }
 
@@ -340,9 +339,8 @@ export class MemoryStore implements DedupStore {
     };
     this.#state = grow(this.#state, (n) => new Uint8Array(n));
     this.#token = grow(this.#token, (n) => new Float64Array(n));
-    this.#claimedAt = grow(this.#claimedAt, (n) => new Int32Array(n));
     this.#updatedAt = grow(this.#updatedAt, (n) => new Int32Array(n));
-    this.#leaseUntil = grow(this.#leaseUntil, (n) => new Int32Array(n));
+    this.#leaseOrClaim = grow(this.#leaseOrClaim, (n) => new Int32Array(n));
     this.#expiresAt = grow(this.#expiresAt, (n) => new Int32Array(n));
   }
 
@@ -351,7 +349,7 @@ export class MemoryStore implements DedupStore {
     let now = this.#clock() - this.#base;
     if (now >= REBASE_AT) {
       const shift = now - 1;
-      for (const column of [this.#claimedAt, this.#updatedAt, this.#leaseUntil, this.#expiresAt]) {
+      for (const column of [this.#updatedAt, this.#leaseOrClaim, this.#expiresAt]) {
         for (let i = 0; i < this.#allocated; i++) column[i] = Math.max(column[i]! - shift, -(2 ** 31));
       }
       this.#base += shift;
@@ -359,4 +357,8 @@ export class MemoryStore implements DedupStore {
     }
     return now;
   }
+}
+
+function fingerprintOf(aux: Aux | undefined): string | undefined {
+  return typeof aux === 'object' ? aux.fingerprint : aux;
 }
