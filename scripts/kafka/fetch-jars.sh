@@ -10,7 +10,8 @@ root="$(cd "$here/../.." && pwd)"
 dest="$root/.cache/kafka-jars"
 pom="$here/pom.xml"
 # The stamp is the pom's hash: bumping a version in pom.xml forces a refetch.
-want="$(sha256sum "$pom" | cut -d' ' -f1)"
+sha256() { if command -v sha256sum >/dev/null; then sha256sum "$1"; else shasum -a 256 "$1"; fi; }
+want="$(sha256 "$pom" | cut -d' ' -f1)"
 
 is_fresh() {
   [[ -f "$dest/.stamp" && "$(cat "$dest/.stamp")" == "$want" ]] &&
@@ -41,14 +42,13 @@ tmp="$(mktemp -d "$root/.cache/kafka-jars.tmp.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 
 echo "fetch-jars: mvn dependency:copy-dependencies ($pom) -> $dest"
-# Debian's Maven 3.8 prints bare ESC[0m codes even with -q -B: strip them.
-# (pipefail keeps mvn's exit status.)
-mvn -q -B -f "$pom" \
-  org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
+# The plugin version is pinned in pom.xml. Debian's Maven 3.8 prints bare
+# ESC[0m codes even with -q -B, so strip them; pipefail keeps mvn's status.
+mvn -q -B -f "$pom" dependency:copy-dependencies \
   -DincludeScope=runtime -DoutputDirectory="$tmp" 2>&1 | sed -e $'s/\e\\[[0-9;]*m//g'
 echo "$want" >"$tmp/.stamp"
 
 rm -rf "$dest"
-mv -T "$tmp" "$dest"
+mv "$tmp" "$dest" # $dest is gone, so this is a rename
 trap - EXIT
 echo "fetch-jars: done, $(ls "$dest" | wc -l) jars in $dest"

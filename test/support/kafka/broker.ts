@@ -37,7 +37,7 @@ export interface StartKafkaOptions {
   jarsDir?: string;
   /** java executable; defaults to $JAVA_HOME/bin/java, else `java` on PATH. */
   java?: string;
-  /** How long to wait for the broker to answer an admin call. Default 60 s. */
+  /** Deadline for the whole start (format, boot, first admin answer). Default 60 s. */
   readyTimeoutMs?: number;
   /** How long stop() waits after SIGTERM before SIGKILL. Default 15 s. */
   stopTimeoutMs?: number;
@@ -74,9 +74,11 @@ function findRepoRoot(): string {
   }
 }
 
-const repoRoot = findRepoRoot();
-const defaultJarsDir = join(repoRoot, '.cache', 'kafka-jars');
-const fetchScript = join(repoRoot, 'scripts', 'kafka', 'fetch-jars.sh');
+// Lazy, so KAFKA_BROKERS users never depend on the repo layout.
+let repoRootCache: string | undefined;
+const repoRoot = (): string => (repoRootCache ??= findRepoRoot());
+const defaultJarsDir = (): string => join(repoRoot(), '.cache', 'kafka-jars');
+const fetchScript = (): string => join(repoRoot(), 'scripts', 'kafka', 'fetch-jars.sh');
 
 function javaBin(): string {
   const home = process.env['JAVA_HOME'];
@@ -95,7 +97,7 @@ function hasJars(dir: string): boolean {
 // changed (e.g. a version bump) since the cache was filled.
 function jarsAreCurrent(dir: string): boolean {
   try {
-    const want = createHash('sha256').update(readFileSync(join(repoRoot, 'scripts', 'kafka', 'pom.xml'))).digest('hex');
+    const want = createHash('sha256').update(readFileSync(join(repoRoot(), 'scripts', 'kafka', 'pom.xml'))).digest('hex');
     return hasJars(dir) && readFileSync(join(dir, '.stamp'), 'utf8').trim() === want;
   } catch {
     return false;
@@ -115,7 +117,6 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
-    srv.unref();
     srv.on('error', reject);
     srv.listen(0, '127.0.0.1', () => {
       const addr = srv.address();
@@ -131,25 +132,37 @@ export function randomName(prefix: string): string {
   return `${safe}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
 }
 
-/** Last `lines` lines of each existing file, labelled, for error messages. */
-async function tailFiles(files: string[], lines = 40): Promise<string> {
+/**
+ * For error messages: from each existing file, its ERROR/FATAL lines (each
+ * with the exception line after it; at INFO the real cause is usually far
+ * above the shutdown noise at the end), then its last lines.
+ */
+async function brokerOutput(files: string[], lastLines = 25): Promise<string> {
   const parts: string[] = [];
   for (const f of files) {
+    let text: string;
     try {
       const fh = await open(f, 'r');
       try {
         const { size } = await fh.stat();
-        const len = Math.min(size, 64 * 1024);
+        const len = Math.min(size, 512 * 1024);
         const buf = Buffer.alloc(len);
         await fh.read(buf, 0, len, size - len);
-        const text = buf.toString('utf8').trimEnd().split('\n').slice(-lines).join('\n');
-        if (text) parts.push(`--- ${f} (tail) ---\n${text}`);
+        text = buf.toString('utf8').trimEnd();
       } finally {
         await fh.close();
       }
     } catch {
-      // file not written yet: nothing to show
+      continue; // not written yet
     }
+    if (!text) continue;
+    const lines = text.split('\n');
+    const errors: string[] = [];
+    lines.forEach((l, i) => {
+      if (errors.length < 16 && / (ERROR|FATAL) /.test(l)) errors.push(l, ...lines.slice(i + 1, i + 2).filter((n) => !n.startsWith('[')));
+    });
+    if (errors.length) parts.push(`--- ${f} (errors) ---\n${errors.join('\n')}`);
+    parts.push(`--- ${f} (last ${lastLines} lines) ---\n${lines.slice(-lastLines).join('\n')}`);
   }
   return parts.length ? '\n' + parts.join('\n') : '\n(no broker output)';
 }
@@ -185,20 +198,10 @@ async function runToFile(cmd: string, args: string[], logPath: string): Promise<
 
 // ---------------------------------------------------------------- config
 
-function serverProperties(p: { dir: string; port: number; controllerPort: number; opts: StartKafkaOptions }): string {
-  const props: Record<string, string | number | boolean> = {
-    // KRaft, one node that is both broker and controller. A static voter set
-    // (controller.quorum.voters) means `StorageTool format` needs no
-    // --standalone / --initial-controllers (those are for dynamic quorums).
-    'process.roles': 'broker,controller',
-    'node.id': 1,
-    'controller.quorum.voters': `1@127.0.0.1:${p.controllerPort}`,
-    'controller.listener.names': 'CONTROLLER',
-    listeners: `PLAINTEXT://127.0.0.1:${p.port},CONTROLLER://127.0.0.1:${p.controllerPort}`,
-    'advertised.listeners': `PLAINTEXT://127.0.0.1:${p.port}`,
-    'inter.broker.listener.name': 'PLAINTEXT',
-    'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
-    'log.dirs': join(p.dir, 'data'),
+// Broker tuning shared by the local broker and the container: everything but
+// listeners and storage.
+function brokerSettings(opts: StartKafkaOptions): Record<string, string | number | boolean> {
+  return {
     // One replica everywhere; internal topics with one partition load fast.
     'num.partitions': 1,
     'default.replication.factor': 1,
@@ -213,13 +216,31 @@ function serverProperties(p: { dir: string; port: number; controllerPort: number
     'group.min.session.timeout.ms': 1000,
     // Explicit topics only: a typo'd topic fails instead of silently being
     // created with num.partitions=1, and tests control the partition count.
-    'auto.create.topics.enable': p.opts.autoCreateTopics ?? false,
+    'auto.create.topics.enable': opts.autoCreateTopics ?? false,
     // Small footprint: the cleaner's dedupe buffer defaults to 128 MiB.
     'log.cleaner.dedupe.buffer.size': 2 * 1024 * 1024,
     'num.network.threads': 2,
     'num.io.threads': 4,
     'background.threads': 4,
-    ...p.opts.serverProperties,
+    ...opts.serverProperties,
+  };
+}
+
+function serverProperties(p: { dir: string; port: number; controllerPort: number; opts: StartKafkaOptions }): string {
+  const props: Record<string, string | number | boolean> = {
+    // KRaft, one node that is both broker and controller. A static voter set
+    // (controller.quorum.voters) means `StorageTool format` needs no
+    // --standalone / --initial-controllers (those are for dynamic quorums).
+    'process.roles': 'broker,controller',
+    'node.id': 1,
+    'controller.quorum.voters': `1@127.0.0.1:${p.controllerPort}`,
+    'controller.listener.names': 'CONTROLLER',
+    listeners: `PLAINTEXT://127.0.0.1:${p.port},CONTROLLER://127.0.0.1:${p.controllerPort}`,
+    'advertised.listeners': `PLAINTEXT://127.0.0.1:${p.port}`,
+    'inter.broker.listener.name': 'PLAINTEXT',
+    'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    'log.dirs': join(p.dir, 'data'),
+    ...brokerSettings(p.opts),
   };
   return Object.entries(props).map(([k, v]) => `${k}=${String(v)}`).join('\n') + '\n';
 }
@@ -310,7 +331,8 @@ function installExitHook(): void {
   exitHookInstalled = true;
   process.on('exit', () => {
     for (const c of liveChildren) {
-      c.guard.kill('SIGKILL');
+      // The guard stays alive: once we are gone it sees EOF, waits for java
+      // to vanish and removes the dir if the rmSync below raced java.
       c.java.kill('SIGKILL');
       if (!c.keepDir) {
         try {
@@ -330,7 +352,19 @@ function installExitHook(): void {
  * into a new temp dir, and resolves once it answers an admin call.
  */
 export async function startKafka(opts: StartKafkaOptions = {}): Promise<LocalKafka> {
-  const jarsDir = opts.jarsDir ?? defaultJarsDir;
+  // A port from freePort() can be taken by someone else before java binds it
+  // (e.g. an outgoing connection of a parallel test): retry with new ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startKafkaOnce(opts);
+    } catch (err) {
+      if (attempt >= 3 || !/Address already in use/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startKafkaOnce(opts: StartKafkaOptions): Promise<LocalKafka> {
+  const jarsDir = opts.jarsDir ?? defaultJarsDir();
   if (!hasJars(jarsDir)) {
     throw new Error(`kafka broker: no Kafka jars in ${jarsDir}; run scripts/kafka/fetch-jars.sh (needs mvn)`);
   }
@@ -356,13 +390,14 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<LocalKaf
   const clusterId = randomBytes(16).toString('base64url'); // Kafka's Uuid format: 22 chars
   let code: number | null;
   try {
-    code = await runToFile(java, ['-Xmx256m', ...commonJvm, '-cp', classpath, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propsFile], outFile);
+    // One-shot tool: C1 only and serial GC start faster.
+    code = await runToFile(java, ['-Xmx256m', '-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', ...commonJvm, '-cp', classpath, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propsFile], outFile);
   } catch (err) {
     await cleanup();
-    throw new Error(`kafka broker: cannot run ${java}: ${(err as Error).message}`);
+    throw new Error(`kafka broker: cannot run ${java}: ${(err as Error).message}`, { cause: err });
   }
   if (code !== 0) {
-    const tail = await tailFiles([outFile, logFile]);
+    const tail = await brokerOutput([outFile, logFile]);
     await cleanup();
     throw new Error(`kafka broker: StorageTool format exited with ${code}${tail}`);
   }
@@ -409,13 +444,13 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<LocalKaf
   for (;;) {
     if (spawnError || exited(javaProc)) {
       const why = spawnError ? `could not start ${java}: ${spawnError.message}` : `exited early (code ${javaProc.exitCode}, signal ${javaProc.signalCode})`;
-      const tail = await tailFiles([outFile, logFile]);
+      const tail = await brokerOutput([outFile, logFile]);
       await stop();
       throw new Error(`kafka broker: ${why}${tail}`);
     }
     if (await adminAnswers(brokers)) break;
     if (Date.now() > deadline) {
-      const tail = await tailFiles([outFile, logFile]);
+      const tail = await brokerOutput([outFile, logFile]);
       await stop();
       throw new Error(`kafka broker: not ready after ${readyTimeoutMs} ms on ${brokers[0]}${tail}`);
     }
@@ -426,9 +461,9 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<LocalKaf
     try {
       await warmUpCoordinators(brokers);
     } catch (err) {
-      const tail = await tailFiles([outFile, logFile]);
+      const tail = await brokerOutput([outFile, logFile]);
       await stop();
-      throw new Error(`kafka broker: coordinator warm-up failed: ${(err as Error).message}${tail}`);
+      throw new Error(`kafka broker: coordinator warm-up failed: ${(err as Error).message}${tail}`, { cause: err });
     }
   }
 
@@ -437,49 +472,77 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<LocalKaf
 
 // ---------------------------------------------------------------- testcontainers (best effort)
 
-// Untested here (no Docker engine on the dev machines); written against
-// testcontainers / @testcontainers/kafka 11.x, whose KafkaContainer runs a
-// Confluent cp-kafka image and maps its PLAINTEXT listener 9093. Both packages
-// are optional: imported by a computed name so TypeScript and the bundler do
-// not require them.
+// BEST EFFORT, never run here (no Docker engine on the dev machines). Uses
+// only the `testcontainers` package (11.x, an optional dependency of the
+// test workspace), imported by a computed name so nothing breaks when it is
+// absent. It runs the official apache/kafka image (same 3.9 line as the
+// jars) configured through KAFKA_* env vars. The broker must advertise the
+// address clients use, which is only known after start with random port
+// mapping, so we bind a host port chosen up front instead.
 interface TcStarted {
-  getHost(): string;
-  getMappedPort(port: number): number;
   stop(): Promise<unknown>;
 }
-interface TcKafkaContainer {
-  withKraft(): TcKafkaContainer;
-  withEnvironment(env: Record<string, string>): TcKafkaContainer;
+interface TcContainer {
+  withExposedPorts(...ports: { container: number; host: number }[]): TcContainer;
+  withEnvironment(env: Record<string, string>): TcContainer;
+  withWaitStrategy(w: unknown): TcContainer;
+  withStartupTimeout(ms: number): TcContainer;
   start(): Promise<TcStarted>;
 }
+interface TcModule {
+  getContainerRuntimeClient(): Promise<{ info: { containerRuntime: { host: string } } }>;
+  GenericContainer: new (image: string) => TcContainer;
+  Wait: { forLogMessage(m: RegExp): unknown };
+}
 
-const importOptional = (name: string): Promise<unknown> => import(name).catch(() => undefined);
+// The apache/kafka image maps KAFKA_FOO_BAR to foo.bar ('_' is written '__', '-' '___').
+const toKafkaEnv = (props: Record<string, string | number | boolean>): Record<string, string> =>
+  Object.fromEntries(
+    Object.entries(props).map(([k, v]) => ['KAFKA_' + k.replace(/_/g, '__').replace(/-/g, '___').replace(/\./g, '_').toUpperCase(), String(v)]),
+  );
 
-async function startWithTestcontainers(): Promise<ResolvedKafka | undefined> {
-  const tc = (await importOptional('testcontainers')) as { getContainerRuntimeClient?: () => Promise<unknown> } | undefined;
-  const tcKafka = (await importOptional('@testcontainers/kafka')) as { KafkaContainer?: new (image: string) => TcKafkaContainer } | undefined;
-  if (!tc?.getContainerRuntimeClient || !tcKafka?.KafkaContainer) return undefined;
+async function startWithTestcontainers(opts: StartKafkaOptions): Promise<ResolvedKafka | undefined> {
+  const moduleName = 'testcontainers';
+  const tc = (await import(moduleName).catch(() => undefined)) as TcModule | undefined;
+  if (!tc?.getContainerRuntimeClient || !tc.GenericContainer) return undefined;
+  let host: string;
   try {
-    await tc.getContainerRuntimeClient(); // throws when no Docker engine answers
+    host = (await tc.getContainerRuntimeClient()).info.containerRuntime.host; // throws without Docker
   } catch {
     return undefined;
   }
-  // cp-kafka 7.9 = Apache Kafka 3.9, like the jars.
-  const container = await new tcKafka.KafkaContainer('confluentinc/cp-kafka:7.9.0')
-    .withKraft()
-    .withEnvironment({
-      KAFKA_GROUP_MIN_SESSION_TIMEOUT_MS: '1000',
-      KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR: '1',
-      KAFKA_AUTO_CREATE_TOPICS_ENABLE: 'false',
-    })
+  const hostPort = await freePort(); // free here; assumed free on the Docker host too
+  const container = await new tc.GenericContainer(process.env['KAFKA_TEST_IMAGE'] ?? 'apache/kafka:3.9.1')
+    .withExposedPorts({ container: 9092, host: hostPort })
+    .withEnvironment(
+      toKafkaEnv({
+        'process.roles': 'broker,controller',
+        'node.id': 1,
+        'controller.quorum.voters': '1@localhost:9093',
+        'controller.listener.names': 'CONTROLLER',
+        listeners: 'PLAINTEXT://0.0.0.0:9092,CONTROLLER://localhost:9093',
+        'advertised.listeners': `PLAINTEXT://${host}:${hostPort}`,
+        'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+        'log.dirs': '/tmp/kraft-combined-logs',
+        ...brokerSettings(opts),
+      }),
+    )
+    .withWaitStrategy(tc.Wait.forLogMessage(/Kafka Server started/))
+    .withStartupTimeout(opts.readyTimeoutMs ?? 120_000)
     .start();
-  return {
-    brokers: [`${container.getHost()}:${container.getMappedPort(9093)}`],
-    stop: async () => {
-      await container.stop();
-    },
-    source: 'testcontainers',
-  };
+  const brokers = [`${host}:${hostPort}`];
+  try {
+    const deadline = Date.now() + 30_000;
+    while (!(await adminAnswers(brokers))) {
+      if (Date.now() > deadline) throw new Error(`kafka container on ${brokers[0]} does not answer admin calls`);
+      await sleep(200);
+    }
+    if (opts.warmUp ?? true) await warmUpCoordinators(brokers);
+  } catch (err) {
+    await container.stop();
+    throw err;
+  }
+  return { brokers, stop: async () => void (await container.stop()), source: 'testcontainers' };
 }
 
 // ---------------------------------------------------------------- resolveKafka
@@ -497,13 +560,18 @@ export async function resolveKafka(opts: StartKafkaOptions = {}): Promise<Resolv
     return { brokers, stop: async () => undefined, source: 'env:KAFKA_BROKERS' };
   }
 
-  const jarsDir = opts.jarsDir ?? defaultJarsDir;
+  const jarsDir = opts.jarsDir ?? defaultJarsDir();
   const java = opts.java ?? javaBin();
+  let fetchFailure = '';
   if (commandWorks(java, ['-version'])) {
     // Refresh a missing or stale cache when we can; a stale one still runs.
-    if (!jarsAreCurrent(jarsDir) && jarsDir === defaultJarsDir && commandWorks('mvn', ['-v'])) {
-      const r = spawnSync('bash', [fetchScript], { stdio: ['ignore', 2, 2] }); // progress to stderr
-      if (r.status !== 0) throw new Error(`kafka broker: ${fetchScript} failed (exit ${r.status})`);
+    if (opts.jarsDir === undefined && !jarsAreCurrent(jarsDir) && commandWorks('mvn', ['-v'])) {
+      const script = fetchScript();
+      const r = spawnSync('bash', [script], { stdio: ['ignore', 2, 2] }); // progress to stderr
+      if (r.status !== 0) {
+        fetchFailure = `\n(${script} failed with exit ${r.status}; see its output above)`;
+        process.stderr.write(`kafka broker: ${script} failed${hasJars(jarsDir) ? ', using the jars already in ' + jarsDir : ''}\n`);
+      }
     }
     if (hasJars(jarsDir)) {
       const k = await startKafka({ ...opts, jarsDir, java });
@@ -511,15 +579,16 @@ export async function resolveKafka(opts: StartKafkaOptions = {}): Promise<Resolv
     }
   }
 
-  const tc = await startWithTestcontainers();
+  const tc = await startWithTestcontainers(opts);
   if (tc) return tc;
 
   throw new Error(
     'No Kafka broker for the integration tests. Provide one of:\n' +
       '  - KAFKA_BROKERS=host:port[,host:port] pointing at a running broker;\n' +
-      '  - java (17+) and mvn on PATH: the tests then run Kafka from Maven Central jars\n' +
+      '  - java (11+; tested with 17) and mvn on PATH: the tests then run Kafka from Maven Central jars\n' +
       '    (fetch them ahead of time with scripts/kafka/fetch-jars.sh);\n' +
-      '  - a Docker engine plus the testcontainers and @testcontainers/kafka packages.',
+      '  - a Docker engine and the (optional) testcontainers package installed.' +
+      fetchFailure,
   );
 }
 
