@@ -1,0 +1,66 @@
+/**
+ * `npm run bench`: throughput and memory of onceonly's stores, each row beside a baseline measured in
+ * the same run (the machine is noisy; compare ratios, not absolute figures).
+ *
+ *   npm run bench                         # memory rows, and Redis rows on a local redis-server
+ *   npm run bench -- --redis redis://127.0.0.1:6379 --quick
+ */
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import { resolveRedis } from '../../../test/support/redis-server.js';
+import { memoryFootprint, memoryThroughput } from './memory.js';
+import { redisThroughput } from './redis.js';
+import { printTable, type Row } from './table.js';
+
+const { values } = parseArgs({
+  options: {
+    redis: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+  },
+  strict: true,
+});
+const groups = new Set((values.only ?? 'memory,redis').split(','));
+for (const group of groups) {
+  if (!['memory', 'redis'].includes(group)) {
+    console.error(`bench: unknown group "${group}" in --only (memory, redis)`);
+    process.exit(2);
+  }
+}
+const quick = values.quick;
+const progress = (step: string) => process.stderr.write(`  … ${step}\n`);
+
+console.log(`onceonly benchmarks: node ${process.version}, ${cpus().length} cores${quick ? ', --quick' : ''}\n`);
+const rows: Row[] = [];
+const notes: string[] = [];
+
+if (groups.has('memory')) {
+  rows.push(...(await memoryThroughput(quick ? 200_000 : 1_000_000, quick ? 3 : 5, progress)));
+  rows.push(...(await memoryFootprint(1_000_000, progress)));
+}
+
+if (groups.has('redis')) {
+  let url = values.redis;
+  let stop = async () => {};
+  if (!url) {
+    try {
+      const redis = await resolveRedis();
+      url = redis.url;
+      stop = redis.stop;
+      progress(`redis: ${redis.source} at ${url}`);
+    } catch (error) {
+      notes.push(`redis rows not measured: ${(error as Error).message}`);
+    }
+  }
+  if (url) {
+    try {
+      rows.push(...(await redisThroughput(url, quick ? 20_000 : 100_000, quick ? 3 : 5, progress)));
+    } finally {
+      await stop();
+    }
+  }
+}
+
+console.log();
+printTable(rows);
+for (const note of notes) console.log(`\n${note}`);
