@@ -1,0 +1,438 @@
+import {
+  InvalidIdError,
+  type ClaimRequest,
+  type ClaimResult,
+  type CompleteRequest,
+  type DedupRecord,
+  type DedupStore,
+  type ExtendRequest,
+  type FailRequest,
+  type OwnedRef,
+  type TransitionResult,
+} from '@onceonly/core';
+import type { ChainableCommander } from 'ioredis';
+import { storeUnavailable } from './errors.js';
+import { KeyBuilder } from './keys.js';
+import { decodeClaims, decodeRecord, decodeTransition, decodeTransitions } from './replies.js';
+import { parseRedisStoreOptions, type RedisStoreClient, type RedisStoreOptions } from './redis-store-options.js';
+import { COMMAND_NAMES, registerScripts, type ScriptCommand, type ScriptName } from './scripts.js';
+
+type Args = (string | number)[];
+/** Writes one request's script arguments into `args` from `at`. Throws on an invalid request. */
+type WriteArgs<T> = (args: Args, at: number, request: T) => void;
+type Decode<R> = (reply: unknown, results: R[], slots: readonly number[] | undefined, count: number) => void;
+
+/** What a batch request has in common: the record it addresses. */
+interface Keyed {
+  readonly scope: string;
+  readonly id: string;
+}
+
+interface Batch<T, R> {
+  readonly operation: string;
+  readonly script: ScriptName;
+  /** Script arguments per request. */
+  readonly width: number;
+  readonly write: WriteArgs<T>;
+  readonly decode: Decode<R>;
+  /** Undoes what the successful calls of a partly failed multi-scope batch did, best effort. */
+  readonly undo?: (store: DedupStore, requests: readonly T[], results: readonly (R | undefined)[]) => Promise<void>;
+}
+
+/** One script call: the request indices it covers (undefined: all, in order) and its arguments. */
+interface Call {
+  readonly slots: readonly number[] | undefined;
+  readonly args: Args;
+}
+
+// Far beyond any sensible lease or window, and small enough that now + duration stays exact.
+const MAX_DURATION_MS = 2 ** 40;
+
+/**
+ * The Redis store: shared by every worker, each transition one atomic Lua script, one round trip per
+ * call (a batch of one scope is one script call).
+ *
+ * **Keys.** `<prefix>:{<scope>}:<id>`, scope and ID escaped (or hashed when long) so that no input can
+ * collide with another or leave its place; keys stay under 330 bytes. The braces are a Redis Cluster
+ * hash tag: every ID of one scope lives in one hash slot, so **one scope lives on one shard**. Spread
+ * load over shards with more scopes, not more IDs.
+ *
+ * **Records.** A small hash per (scope, ID). In progress (and after a release or an expired lease, as a
+ * tombstone that reads as absent) it is kept for the claim's window, at least the lease, so its
+ * fencing token survives and the next claim gets a higher one; completed and failed records are kept
+ * for the window from completion. The first token of an ID with no record comes from the server clock
+ * in microseconds, so tokens keep growing even after a window ends. Leases are judged by the Redis
+ * server clock, so workers with skewed clocks agree. Requires Redis 6.2 or later (scripts run with
+ * effect replication, so `TIME` inside them is safe).
+ *
+ * **Client.** You create, connect and quit the client; `close()` leaves it open. How long a call waits
+ * while Redis is down is decided by the client's options: ioredis queues commands while disconnected
+ * and retries them up to `maxRetriesPerRequest` times (default 20). For fail-fast (the call rejects
+ * with a retriable `StoreUnavailableError` and the broker redelivers), use a dedicated connection with
+ * `enableOfflineQueue: false` and a small `maxRetriesPerRequest`, and connect before use. A BullMQ
+ * Worker connection needs `maxRetriesPerRequest: null` (wait forever), so give the store its own
+ * connection if you want fail-fast. Auto-pipelining is neither needed nor enabled (the store sends its
+ * batches as single script calls); it works on a connection that has it.
+ *
+ * A `commandTimeout` also fails fast when Redis hangs; a timed-out command may still run on the
+ * server. That is safe here: a claim nobody heard of is an expiring lease, and a stale token is fenced.
+ *
+ * **Errors.** Every Redis or connection error rejects with `StoreUnavailableError` (`retriable: true`,
+ * code `STORE_UNAVAILABLE`, the ioredis error as `cause`, no payload in the message). A lost lease is
+ * never an error: it is the `'lease-lost'` result. Invalid requests (empty scope or ID, a lease or
+ * window that is not a positive number of milliseconds) reject before anything is sent.
+ *
+ * A batch script that Redis aborts midway (e.g. out of memory) may have applied its first keys; a claim
+ * applied that way is a lease nobody holds, which expires.
+ *
+ * @example
+ * import { Redis } from 'ioredis';
+ * import { RedisStore } from '@onceonly/redis';
+ *
+ * // A dedicated connection that fails fast while Redis is down.
+ * const client = new Redis(process.env.REDIS_URL!, {
+ *   lazyConnect: true,
+ *   enableOfflineQueue: false,
+ *   maxRetriesPerRequest: 1,
+ * });
+ * await client.connect();
+ * const store = new RedisStore({ client, prefix: 'myapp:dedup' });
+ *
+ * const claim = await store.claim({ scope: 'emails', id: messageId, leaseMs: 30_000, windowMs: 86_400_000 });
+ * if (claim.status === 'acquired') {
+ *   await sendEmail();
+ *   await store.complete({ scope: 'emails', id: messageId, token: claim.token, windowMs: 86_400_000 });
+ * }
+ */
+export class RedisStore implements DedupStore {
+  readonly #client: RedisStoreClient;
+  readonly #keys: KeyBuilder;
+  readonly #isCluster: boolean;
+  readonly #commands: Readonly<Record<ScriptName, ScriptCommand>>;
+
+  /**
+   * @throws {InvalidOptionsError} when an option is invalid; the message names it.
+   * @example
+   * const store = new RedisStore({ client: new Redis(url), prefix: 'orders' });
+   */
+  constructor(options: RedisStoreOptions) {
+    const { client, prefix } = parseRedisStoreOptions(options);
+    this.#client = client;
+    this.#keys = new KeyBuilder(prefix);
+    this.#isCluster = (client as { isCluster?: boolean }).isCluster === true;
+    registerScripts(client);
+    const methods = client as unknown as Record<string, ScriptCommand>;
+    this.#commands = Object.fromEntries(
+      Object.entries(COMMAND_NAMES).map(([name, command]) => [name, methods[command]!]),
+    ) as Record<ScriptName, ScriptCommand>;
+  }
+
+  /** The Redis key of (scope, id): `<prefix>:{<scope part>}:<id part>`. For inspection and tests. */
+  keyOf(scope: string, id: string): string {
+    return this.#key(scope, id);
+  }
+
+  /**
+   * Claims (scope, id) in one script call: `acquired` with a fencing token, or the existing record
+   * (`completed`, `failed`, `in-progress`). Takes over an in-progress record whose lease has expired
+   * (`takeover: true`, next token).
+   * @example
+   * const result = await store.claim({ scope: 'emails', id, fingerprint, leaseMs: 30_000, windowMs: 86_400_000 });
+   * if (result.status === 'completed') return result.record.result; // a duplicate
+   */
+  async claim(request: ClaimRequest): Promise<ClaimResult> {
+    const args: Args = [this.#key(request.scope, request.id), 0, 0, 0, 0];
+    writeClaim(args, 1, request);
+    const results: ClaimResult[] = [];
+    await this.#call('claim', 'claim', args, (reply) => decodeClaims(reply, results, undefined, 1));
+    return results[0]!;
+  }
+
+  /**
+   * Claims a batch in one round trip; answers are in request order. Requests of one scope go out as
+   * one script call; several scopes as one call per scope (pipelined; concurrent on a cluster). If a
+   * multi-scope batch fails for one scope, what the other scopes acquired is released before the
+   * `StoreUnavailableError` is thrown.
+   * @example
+   * const results = await store.claimMany(messages.map((m) => ({ scope: 'orders', id: m.id, leaseMs, windowMs })));
+   */
+  async claimMany(requests: readonly ClaimRequest[]): Promise<ClaimResult[]> {
+    return this.#batch(requests, CLAIM_BATCH);
+  }
+
+  /** Extends the lease to now + `leaseMs` (server clock; never shortens it). `lease-lost` for a stale token. */
+  async extend(request: ExtendRequest): Promise<TransitionResult> {
+    const args: Args = [this.#key(request.scope, request.id), 0, 0];
+    writeExtend(args, 1, request);
+    return this.#transition('extend', 'extend', args);
+  }
+
+  /** {@link RedisStore.extend} for a batch, in one round trip. */
+  async extendMany(requests: readonly ExtendRequest[]): Promise<TransitionResult[]> {
+    return this.#batch(requests, EXTEND_BATCH);
+  }
+
+  /**
+   * Marks the claim completed (with `result`, when given) and keeps it `windowMs` from now.
+   * `lease-lost` when another claim has taken the ID since: nothing is written then.
+   * @example
+   * const outcome = await store.complete({ scope: 'emails', id, token: claim.token, result: '"sent"', windowMs });
+   * if (outcome === 'lease-lost') metrics.leaseLost.inc();
+   */
+  async complete(request: CompleteRequest): Promise<TransitionResult> {
+    const args: Args = [this.#key(request.scope, request.id), 0, 0, 0, 0];
+    writeComplete(args, 1, request);
+    return this.#transition('complete', 'complete', args);
+  }
+
+  /** {@link RedisStore.complete} for a batch, in one round trip. */
+  async completeMany(requests: readonly CompleteRequest[]): Promise<TransitionResult[]> {
+    return this.#batch(requests, COMPLETE_BATCH);
+  }
+
+  /** Gives the ID back (retryable failure): it reads as absent, and its token is kept for the next claim. */
+  async release(request: OwnedRef): Promise<TransitionResult> {
+    return this.#transition('release', 'release', [this.#key(request.scope, request.id), request.token]);
+  }
+
+  /** {@link RedisStore.release} for a batch, in one round trip. */
+  async releaseMany(requests: readonly OwnedRef[]): Promise<TransitionResult[]> {
+    return this.#batch(requests, RELEASE_BATCH);
+  }
+
+  /** Records a terminal failure (`error` is a code, never a message) and keeps it `windowMs` from now. */
+  async fail(request: FailRequest): Promise<TransitionResult> {
+    const args: Args = [this.#key(request.scope, request.id), 0, 0, 0];
+    writeFail(args, 1, request);
+    return this.#transition('fail', 'fail', args);
+  }
+
+  /** Reads a record; absent, released and expired-lease records read as `undefined` (server clock). */
+  async get(scope: string, id: string): Promise<DedupRecord | undefined> {
+    let record: DedupRecord | undefined;
+    await this.#call('get', 'get', [this.#key(scope, id)], (reply) => {
+      record = reply === null || reply === false ? undefined : decodeRecord(asArray(reply), 0);
+    });
+    return record;
+  }
+
+  /** Does nothing: the client is yours to quit. Provided for the store contract. */
+  async close(): Promise<void> {}
+
+  #key(scope: string, id: string): string {
+    if (typeof scope !== 'string' || scope.length === 0) {
+      throw new TypeError('RedisStore: scope must be a non-empty string');
+    }
+    if (typeof id !== 'string') throw new InvalidIdError('ID_INVALID', 'message ID must be a string');
+    if (id.length === 0) throw new InvalidIdError('ID_MISSING', 'message ID is empty');
+    return this.#keys.key(scope, id);
+  }
+
+  async #transition(operation: string, script: ScriptName, args: Args): Promise<TransitionResult> {
+    let result: TransitionResult = 'lease-lost';
+    await this.#call(operation, script, args, (reply) => {
+      result = decodeTransition(reply);
+    });
+    return result;
+  }
+
+  /** Runs one script call; any failure, including a reply that cannot be decoded, is store-unavailable. */
+  async #call(operation: string, script: ScriptName, args: Args, decode: (reply: unknown) => void): Promise<void> {
+    try {
+      decode(await this.#commands[script].apply(this.#client, args));
+    } catch (error) {
+      throw storeUnavailable(operation, error);
+    }
+  }
+
+  /**
+   * One script call per scope in the batch (usually one). Several scopes go out together: in one
+   * pipeline on a standalone server (still one round trip), concurrently on a cluster (their slots
+   * may live on different nodes). Every request is validated before anything is sent.
+   */
+  async #batch<T extends Keyed, R>(requests: readonly T[], batch: Batch<T, R>): Promise<R[]> {
+    const count = requests.length;
+    const results = new Array<R>(count);
+    if (count === 0) return results;
+    const calls = this.#plan(requests, batch);
+    if (calls.length === 1) {
+      const { args } = calls[0]!;
+      try {
+        batch.decode(await this.#commands[batch.script].apply(this.#client, args), results, undefined, count);
+      } catch (error) {
+        throw storeUnavailable(batch.operation, error);
+      }
+      return results;
+    }
+    const settled = await this.#sendAll(batch.script, calls);
+    let failure: unknown;
+    for (let c = 0; c < calls.length; c++) {
+      const { slots } = calls[c]!;
+      const outcome = settled[c]!;
+      if (outcome.error !== undefined) {
+        failure ??= outcome.error;
+        continue;
+      }
+      try {
+        batch.decode(outcome.reply, results, slots, slots!.length);
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+    if (failure !== undefined) {
+      await batch.undo?.(this, requests, results).catch(() => undefined);
+      throw storeUnavailable(batch.operation, failure);
+    }
+    return results;
+  }
+
+  /** Groups requests by scope (all keys of one script call must share a hash slot) and builds the arguments. */
+  #plan<T extends Keyed, R>(requests: readonly T[], batch: Batch<T, R>): Call[] {
+    const count = requests.length;
+    const scope = requests[0]!.scope;
+    let oneScope = true;
+    for (let i = 1; i < count; i++) {
+      if (requests[i]!.scope !== scope) {
+        oneScope = false;
+        break;
+      }
+    }
+    if (oneScope) return [{ slots: undefined, args: this.#args(requests, undefined, batch) }];
+    const groups = new Map<string, number[]>();
+    for (let i = 0; i < count; i++) {
+      const group = groups.get(requests[i]!.scope);
+      if (group) group.push(i);
+      else groups.set(requests[i]!.scope, [i]);
+    }
+    const calls: Call[] = [];
+    for (const slots of groups.values()) calls.push({ slots, args: this.#args(requests, slots, batch) });
+    return calls;
+  }
+
+  /** `numkeys, key1..keyN, args of request 1, ..., args of request N`. */
+  #args<T extends Keyed, R>(requests: readonly T[], slots: readonly number[] | undefined, batch: Batch<T, R>): Args {
+    const count = slots === undefined ? requests.length : slots.length;
+    const args: Args = new Array<string | number>(1 + count * (1 + batch.width));
+    args[0] = count;
+    let at = 1 + count;
+    for (let i = 0; i < count; i++) {
+      const request = requests[slots === undefined ? i : slots[i]!]!;
+      args[1 + i] = this.#key(request.scope, request.id);
+      batch.write(args, at, request);
+      at += batch.width;
+    }
+    return args;
+  }
+
+  async #sendAll(script: ScriptName, calls: readonly Call[]): Promise<{ reply?: unknown; error?: unknown }[]> {
+    const command = this.#commands[script];
+    if (this.#isCluster) {
+      return Promise.all(
+        calls.map(({ args }) =>
+          command.apply(this.#client, args).then(
+            (reply) => ({ reply }),
+            (error: unknown) => ({ error: error ?? new Error('unknown error') }),
+          ),
+        ),
+      );
+    }
+    const pipeline = this.#client.pipeline() as ChainableCommander;
+    for (const { args } of calls) command.apply(pipeline, args);
+    let replies: [error: Error | null, reply: unknown][] | null;
+    try {
+      replies = await pipeline.exec();
+    } catch (error) {
+      return calls.map(() => ({ error }));
+    }
+    if (replies === null) return calls.map(() => ({ error: new Error('pipeline was discarded') }));
+    return replies.map(([error, reply]) => (error ? { error } : { reply }));
+  }
+}
+
+function asArray(reply: unknown): readonly unknown[] {
+  if (!Array.isArray(reply)) throw new TypeError('record reply is not an array');
+  return reply;
+}
+
+function duration(value: number, name: string): number {
+  if (typeof value === 'number' && value > 0 && value <= MAX_DURATION_MS) {
+    // Redis takes whole milliseconds; rounding up never shortens a lease or a window.
+    return Number.isInteger(value) ? value : Math.ceil(value);
+  }
+  throw new RangeError(`RedisStore: ${name} must be a positive number of milliseconds, got ${String(value)}`);
+}
+
+const writeClaim: WriteArgs<ClaimRequest> = (args, at, request) => {
+  args[at] = duration(request.leaseMs, 'leaseMs');
+  args[at + 1] = duration(request.windowMs, 'windowMs');
+  const fingerprint = request.fingerprint;
+  args[at + 2] = fingerprint === undefined ? '0' : '1';
+  args[at + 3] = fingerprint ?? '';
+};
+
+const writeExtend: WriteArgs<ExtendRequest> = (args, at, request) => {
+  args[at] = request.token;
+  args[at + 1] = duration(request.leaseMs, 'leaseMs');
+};
+
+const writeComplete: WriteArgs<CompleteRequest> = (args, at, request) => {
+  args[at] = request.token;
+  args[at + 1] = duration(request.windowMs, 'windowMs');
+  const result = request.result;
+  args[at + 2] = result === undefined ? '0' : '1';
+  args[at + 3] = result ?? '';
+};
+
+const writeFail: WriteArgs<FailRequest> = (args, at, request) => {
+  args[at] = request.token;
+  args[at + 1] = duration(request.windowMs, 'windowMs');
+  args[at + 2] = request.error;
+};
+
+const writeRelease: WriteArgs<OwnedRef> = (args, at, request) => {
+  args[at] = request.token;
+};
+
+/** After a partly failed multi-scope claim, gives back what was acquired (else it expires with its lease). */
+async function releaseAcquired(
+  store: DedupStore,
+  requests: readonly ClaimRequest[],
+  results: readonly (ClaimResult | undefined)[],
+): Promise<void> {
+  const acquired: OwnedRef[] = [];
+  for (let i = 0; i < requests.length; i++) {
+    const result = results[i];
+    if (result?.status === 'acquired') acquired.push({ scope: requests[i]!.scope, id: requests[i]!.id, token: result.token });
+  }
+  if (acquired.length > 0) await store.releaseMany(acquired);
+}
+
+const CLAIM_BATCH: Batch<ClaimRequest, ClaimResult> = {
+  operation: 'claimMany',
+  script: 'claimMany',
+  width: 4,
+  write: writeClaim,
+  decode: decodeClaims,
+  undo: releaseAcquired,
+};
+const EXTEND_BATCH: Batch<ExtendRequest, TransitionResult> = {
+  operation: 'extendMany',
+  script: 'extendMany',
+  width: 2,
+  write: writeExtend,
+  decode: decodeTransitions,
+};
+const COMPLETE_BATCH: Batch<CompleteRequest, TransitionResult> = {
+  operation: 'completeMany',
+  script: 'completeMany',
+  width: 4,
+  write: writeComplete,
+  decode: decodeTransitions,
+};
+const RELEASE_BATCH: Batch<OwnedRef, TransitionResult> = {
+  operation: 'releaseMany',
+  script: 'releaseMany',
+  width: 1,
+  write: writeRelease,
+  decode: decodeTransitions,
+};

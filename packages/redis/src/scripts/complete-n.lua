@@ -1,0 +1,20 @@
+--[[
+  Completes a batch of owned claims. Every key of one call must live in one hash slot (one scope).
+
+  Input:
+    KEYS[1..N] record keys
+    ARGV, 4 per key in KEYS order: token, windowMs, '1'|'0' (result given), result ('' when none)
+
+  Output: array of N values, 1 ok, 0 lease lost
+]]
+--- @include "now"
+--- @include "finish-key"
+
+local out = {}
+for i = 1, #KEYS do
+  local a = i * 4 - 3
+  local result = false
+  if ARGV[a + 2] == '1' then result = ARGV[a + 3] end
+  out[i] = finishKey(KEYS[i], ARGV[a], '2', tonumber(ARGV[a + 1]), 'r', result)
+end
+return out

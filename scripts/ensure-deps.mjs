@@ -1,0 +1,13 @@
+// Makes `npm run demo` and `npm test` work on a fresh clone: installs the locked dependencies first when
+// they are missing or older than package-lock.json. Plain Node, no dependencies: it runs before any exist.
+import { spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+
+const installed = 'node_modules/.package-lock.json';
+const stale = !existsSync(installed) || !existsSync('node_modules/.bin/turbo') || statSync(installed).mtimeMs < statSync('package-lock.json').mtimeMs;
+if (stale) {
+  console.error('Installing dependencies (npm ci)…');
+  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+  const result = spawnSync(npm, ['ci', '--no-audit', '--no-fund'], { stdio: 'inherit' });
+  if (result.status !== 0) process.exit(result.status ?? 1);
+}
