@@ -105,42 +105,65 @@ function pickCrash(random: () => number, rate: number): Crash {
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 const never = () => new Promise<never>(() => {});
 
+/** One run of the workload: a fresh broker and ledger, the published messages and the counters. */
+class Run {
+  readonly random: () => number;
+  readonly broker = new SimulatedBroker(VISIBILITY_TIMEOUT_MS);
+  readonly ledger = new Ledger();
+  readonly messages: Message[];
+  handlerRuns = 0;
+  crashes = 0;
+  private readonly started = performance.now();
+
+  constructor(readonly scenario: Scenario) {
+    this.random = seededRandom(scenario.seed);
+    this.messages = publishAll(this.broker, scenario, this.random);
+  }
+
+  async workers(worker: () => Promise<void>): Promise<void> {
+    await Promise.all(Array.from({ length: this.scenario.workers }, worker));
+  }
+
+  row(label: string): Row {
+    const { duplicateEffects, lost } = this.ledger.audit(this.messages.map((m) => m.id));
+    return {
+      label,
+      messages: this.scenario.messages,
+      deliveries: this.broker.deliveries,
+      duplicatesDelivered: this.broker.deliveries - this.scenario.messages,
+      handlerRuns: this.handlerRuns,
+      duplicateEffects,
+      lost,
+      crashes: this.crashes,
+      ms: Math.round(performance.now() - this.started),
+    };
+  }
+}
+
 /** Plain at-least-once consumers: every delivery runs the handler. */
 async function runWithout(scenario: Scenario): Promise<Row> {
-  const random = seededRandom(scenario.seed);
-  const broker = new SimulatedBroker(VISIBILITY_TIMEOUT_MS);
-  const ledger = new Ledger();
-  const messages = publishAll(broker, scenario, random);
-  let handlerRuns = 0;
-  let crashes = 0;
-  const started = performance.now();
-
-  const worker = async () => {
+  const run = new Run(scenario);
+  const { broker, ledger } = run;
+  await run.workers(async () => {
     for (let delivery = await broker.next(); delivery; delivery = await broker.next()) {
-      const crash = pickCrash(random, scenario.crashRate);
-      handlerRuns++;
+      const crash = pickCrash(run.random, scenario.crashRate);
+      run.handlerRuns++;
       await tick();
       if (crash !== 'before-effect') ledger.apply(delivery.message.id);
       if (crash === 'none') broker.ack(delivery);
       else {
-        crashes++;
+        run.crashes++;
         broker.lost(delivery);
       }
     }
-  };
-  await Promise.all(Array.from({ length: scenario.workers }, worker));
-  return row('without onceonly', scenario, broker, ledger, messages, handlerRuns, crashes, started);
+  });
+  return run.row('without onceonly');
 }
 
 /** The same consumers with the handler wrapped in a DedupProcessor. */
 async function runWith(scenario: Scenario, store: DedupStore, label: string): Promise<Row> {
-  const random = seededRandom(scenario.seed);
-  const broker = new SimulatedBroker(VISIBILITY_TIMEOUT_MS);
-  const ledger = new Ledger();
-  const messages = publishAll(broker, scenario, random);
-  let handlerRuns = 0;
-  let crashes = 0;
-  const started = performance.now();
+  const run = new Run(scenario);
+  const { broker, ledger } = run;
   const scope = `demo-${uuidv7()}`;
 
   // One processor per worker process; a crash replaces it, and its leases stop being extended.
@@ -155,27 +178,27 @@ async function runWith(scenario: Scenario, store: DedupStore, label: string): Pr
       reconcile: ({ id }) => (ledger.has(id) ? 'done' : 'run'),
     });
 
-  const worker = async () => {
+  await run.workers(async () => {
     let processor = newProcessor();
     const crashWorker = async (delivery: Delivery) => {
-      crashes++;
+      run.crashes++;
       await processor.close();
       broker.lost(delivery);
       processor = newProcessor();
     };
     for (let delivery = await broker.next(); delivery; delivery = await broker.next()) {
-      const crash = pickCrash(random, scenario.crashRate);
+      const crash = pickCrash(run.random, scenario.crashRate);
       let died!: () => void;
       const death = new Promise<'crashed'>((resolve) => (died = () => resolve('crashed')));
-      const run = processor.process({ id: delivery.message.id, payload: delivery.message.body }, async (ctx) => {
-        handlerRuns++;
+      const handled = processor.process({ id: delivery.message.id, payload: delivery.message.body }, async (ctx) => {
+        run.handlerRuns++;
         await tick();
         if (crash === 'before-effect') return died(), never();
         ledger.apply(ctx.id);
         if (crash === 'after-effect') return died(), never();
         return 'applied';
       });
-      const outcome = await Promise.race([run, death]);
+      const outcome = await Promise.race([handled, death]);
       if (outcome === 'crashed') {
         await crashWorker(delivery);
         continue;
@@ -194,33 +217,8 @@ async function runWith(scenario: Scenario, store: DedupStore, label: string): Pr
       }
     }
     await processor.close();
-  };
-  await Promise.all(Array.from({ length: scenario.workers }, worker));
-  return row(label, scenario, broker, ledger, messages, handlerRuns, crashes, started);
-}
-
-function row(
-  label: string,
-  scenario: Scenario,
-  broker: SimulatedBroker,
-  ledger: Ledger,
-  messages: Message[],
-  handlerRuns: number,
-  crashes: number,
-  started: number,
-): Row {
-  const { duplicateEffects, lost } = ledger.audit(messages.map((m) => m.id));
-  return {
-    label,
-    messages: scenario.messages,
-    deliveries: broker.deliveries,
-    duplicatesDelivered: broker.deliveries - scenario.messages,
-    handlerRuns,
-    duplicateEffects,
-    lost,
-    crashes,
-    ms: Math.round(performance.now() - started),
-  };
+  });
+  return run.row(label);
 }
 
 function printTable(rows: Row[]): void {
