@@ -9,6 +9,8 @@ export default defineConfig({
     alias: {
       '@onceonly/core': source('core'),
       '@onceonly/redis': source('redis'),
+      '@onceonly/bullmq': source('bullmq'),
+      '@onceonly/kafka': source('kafka'),
     },
   },
   test: {
