@@ -1,0 +1,47 @@
+import { InvalidOptionsError } from '@onceonly/core';
+import type { BulkJobOptions, Job, JobsOptions } from 'bullmq';
+import { DEFAULT_STAMP_KEY, stamp, type JobData, type StampOptions } from './stamp.js';
+
+/** The part of a BullMQ `Queue` the producer helpers use. */
+export interface QueueLike<D = JobData> {
+  add(name: string, data: D, opts?: JobsOptions): Promise<Job>;
+  addBulk(jobs: { name: string; data: D; opts?: BulkJobOptions }[]): Promise<Job[]>;
+}
+
+function withJobId<O extends JobsOptions | BulkJobOptions>(data: JobData, opts: O | undefined, options: StampOptions): O | undefined {
+  if (!options.jobId) return opts;
+  const id = data[options.key ?? DEFAULT_STAMP_KEY] as string;
+  if (id.includes(':')) throw new InvalidOptionsError(`"jobId: true" needs an ID without ":" (BullMQ rejects it in a jobId): ${JSON.stringify(id)}`);
+  if (opts?.jobId !== undefined && opts.jobId !== id) {
+    throw new InvalidOptionsError(`"jobId: true" conflicts with opts.jobId ${JSON.stringify(opts.jobId)}; give one or the other`);
+  }
+  return { ...opts, jobId: id } as O;
+}
+
+/**
+ * `queue.add` with a stamped message ID in `data` (see {@link stamp}). Stamp once and re-add the
+ * returned job's data to retry an add: the ID stays the same, so the consumer recognises the repeat.
+ */
+export async function addStamped<D extends JobData>(
+  queue: QueueLike<D>,
+  name: string,
+  data: D,
+  opts?: JobsOptions,
+  options: StampOptions = {},
+): Promise<Job> {
+  const stamped = stamp(data, options) as D;
+  return queue.add(name, stamped, withJobId(stamped, opts, options));
+}
+
+/** `queue.addBulk` with every job's data stamped (jobs that already carry an ID keep it). */
+export async function addBulkStamped<D extends JobData>(
+  queue: QueueLike<D>,
+  jobs: readonly { name: string; data: D; opts?: BulkJobOptions }[],
+  options: StampOptions = {},
+): Promise<Job[]> {
+  const stamped = jobs.map((job) => {
+    const data = stamp(job.data, options) as D;
+    return { name: job.name, data, opts: withJobId(data, job.opts, options) };
+  });
+  return queue.addBulk(stamped);
+}
