@@ -1,11 +1,14 @@
 import {
   DedupProcessor,
   InvalidIdError,
+  MemoryStore,
+  type DedupStore,
   OnceOnlyError,
   type HandlerContext,
   type Outcome,
 } from '@onceonly/core';
 import { DelayedError, type Job } from 'bullmq';
+import { coalesceStore } from './coalescing-store.js';
 import { isUnrecoverable, UnrecoverableJobError } from './errors.js';
 import { resolveAdapterOptions, type IdSource, type OnceOnlyWorkerOptions } from './options.js';
 import { readStamp } from './stamp.js';
@@ -42,7 +45,8 @@ export type WrappedProcessor<D = unknown, R = unknown> = ((job: Job<D>, token?: 
  * | bad ID, conflict, remembered failure, dead-letter | fails at once with an `UnrecoverableJobError` (`code` in `failedReason`) |
  * | lease lost | throws the retriable `LeaseLostError`; the retry finds the new owner's record |
  *
- * The scope defaults to the job's queue name. Works with any `concurrency`.
+ * The scope defaults to the job's queue name. Works with any `concurrency`: claims and completions of
+ * concurrent jobs share store round trips (see `coalesce`).
  *
  * @example
  * const worker = new Worker('emails', onceonly(async (job, { id, token }) => send(job.data), { store }), { connection });
@@ -52,12 +56,21 @@ export function onceonly<D = unknown, R = unknown>(handler: JobHandler<D, R>, op
   const resolved = resolveAdapterOptions(options as OnceOnlyWorkerOptions<never>);
   const byScope = new Map<string, DedupProcessor>();
   const created: DedupProcessor[] = [];
+  const owned: DedupStore[] = []; // stores the wrapper made, closed with it
   const processorFor = (queueName: string): DedupProcessor => {
     if (resolved.processor) return resolved.processor;
     const scope = resolved.dedup.scope ?? queueName;
     let processor = byScope.get(scope);
     if (!processor) {
-      processor = new DedupProcessor({ ...resolved.dedup, scope, isTerminal: terminalWith(resolved.dedup.isTerminal) });
+      const { store: given, ...dedup } = resolved.dedup;
+      const store = given ?? new MemoryStore();
+      processor = new DedupProcessor({
+        ...dedup,
+        scope,
+        store: resolved.coalesce ? coalesceStore(store) : store,
+        isTerminal: terminalWith(resolved.dedup.isTerminal),
+      });
+      if (!given) owned.push(store);
       byScope.set(scope, processor);
       created.push(processor);
     }
@@ -85,6 +98,7 @@ export function onceonly<D = unknown, R = unknown>(handler: JobHandler<D, R>, op
     processors: () => (resolved.processor ? [resolved.processor] : [...created]),
     close: async () => {
       await Promise.all(created.map((p) => p.close()));
+      await Promise.all(owned.map((s) => s.close()));
     },
   });
 }

@@ -4,11 +4,13 @@
  *
  *   npm run bench                         # memory rows, and Redis rows on a local redis-server
  *   npm run bench -- --redis redis://127.0.0.1:6379 --quick
+ *   npm run bench -- --only bullmq
  */
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { resolveRedis } from '../../../test/support/redis-server.js';
 import { memoryFootprint, memoryThroughput } from './memory.js';
+import { bullmqThroughput } from './bullmq.js';
 import { redisThroughput } from './redis.js';
 import { printTable, type Row } from './table.js';
 
@@ -20,10 +22,11 @@ const { values } = parseArgs({
   },
   strict: true,
 });
-const groups = new Set((values.only ?? 'memory,redis').split(','));
+const GROUPS = ['memory', 'redis', 'bullmq'];
+const groups = new Set((values.only ?? GROUPS.join(',')).split(','));
 for (const group of groups) {
-  if (!['memory', 'redis'].includes(group)) {
-    console.error(`bench: unknown group "${group}" in --only (memory, redis)`);
+  if (!GROUPS.includes(group)) {
+    console.error(`bench: unknown group "${group}" in --only (${GROUPS.join(', ')})`);
     process.exit(2);
   }
 }
@@ -39,7 +42,7 @@ if (groups.has('memory')) {
   rows.push(...(await memoryFootprint(1_000_000, progress)));
 }
 
-if (groups.has('redis')) {
+if (groups.has('redis') || groups.has('bullmq')) {
   let url = values.redis;
   let stop = async () => {};
   if (!url) {
@@ -54,7 +57,12 @@ if (groups.has('redis')) {
   }
   if (url) {
     try {
-      rows.push(...(await redisThroughput(url, quick ? 20_000 : 100_000, quick ? 3 : 5, progress)));
+      if (groups.has('redis')) rows.push(...(await redisThroughput(url, quick ? 20_000 : 100_000, quick ? 3 : 5, progress)));
+      if (groups.has('bullmq')) {
+        const bullmq = await bullmqThroughput(url, quick ? 2_000 : 20_000, quick ? 1 : 3, progress);
+        rows.push(...bullmq.rows);
+        notes.push(...bullmq.notes);
+      }
     } finally {
       await stop();
     }
