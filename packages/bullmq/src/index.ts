@@ -22,4 +22,5 @@ export { createWorker, type CreateWorkerOptions } from './create-worker.js';
 export { addBulkStamped, addStamped, type QueueLike } from './producer.js';
 export { DEFAULT_STAMP_KEY, readStamp, stamp, type JobData, type StampOptions } from './stamp.js';
 export { UnrecoverableJobError, isUnrecoverable } from './errors.js';
+export { coalesceStore } from './coalescing-store.js';
 export type { AdapterOptions, IdSource, OnceOnlyWorkerOptions } from './options.js';
