@@ -163,12 +163,13 @@ export class DedupProcessor {
    * @param options.mark an offset high-water mark (Kafka: per group, topic and partition) with one
    * position per message, in order. With a store that supports marks it is read in the claim round trip
    * (messages inside it are answered as duplicates with `belowMark: true`, unless `skip` is false) and
-   * advanced over the leading done messages in the completion round trip. Ignored by other stores.
+   * advanced over the leading done messages in the completion round trip (from `from`, when positions
+   * before the first message are known to hold nothing to process). Ignored by other stores.
    */
   async processBatch<P, R>(
     messages: readonly Message<P>[],
     handler: Handler<P, R>,
-    options: { shouldContinue?: () => boolean; mark?: { ref: MarkRef; positions: readonly number[]; skip: boolean } } = {},
+    options: { shouldContinue?: () => boolean; mark?: { ref: MarkRef; positions: readonly number[]; skip: boolean; from?: number } } = {},
   ): Promise<BatchResult<R>> {
     const store = this.store;
     const mark = options.mark && supportsMarks(store) ? { ...options.mark, store } : undefined;
@@ -276,7 +277,7 @@ export class DedupProcessor {
     // The mark may advance over the leading slots that end done: all but a last one that stopped the batch.
     const last = slots[slots.length - 1];
     const leading = last !== undefined && 'status' in last && !isDone(last) ? slots.length - 1 : slots.length;
-    const advance: MarkAdvance | undefined = mark && leading > 0 ? { from: mark.positions[0]!, to: mark.positions[leading - 1]! } : undefined;
+    const advance: MarkAdvance | undefined = mark && leading > 0 ? { from: Math.min(mark.from ?? mark.positions[0]!, mark.positions[0]!), to: mark.positions[leading - 1]! } : undefined;
     if (completing.length > 0 || advance) {
       const requests = completing.map((c) => ({ scope: this.scope, id: prepared[c.i]!.id, token: c.token, result: c.serialized, windowMs: this.options.windowMs }));
       try {
