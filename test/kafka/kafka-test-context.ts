@@ -41,7 +41,7 @@ export async function sendAll(producer: Producer, topic: string, messages: reado
 
 /** A fast consumer of `groupId`. */
 export function fastConsumer(kafka: Kafka, groupId: string) {
-  return kafka.consumer({ groupId, sessionTimeout: 6_000, heartbeatInterval: 500, rebalanceTimeout: 10_000, retry: { initialRetryTime: 100, retries: 5 } });
+  return kafka.consumer({ groupId, sessionTimeout: 6_000, heartbeatInterval: 500, maxWaitTimeInMs: 100, rebalanceTimeout: 10_000, retry: { initialRetryTime: 100, retries: 5 } });
 }
 
 /** A connected client for the run's Redis, a store on it with a random prefix, and a ledger key. */
