@@ -4,10 +4,13 @@
  *
  *   npm run bench                         # memory rows, and Redis rows on a local redis-server
  *   npm run bench -- --redis redis://127.0.0.1:6379 --quick
+ *   npm run bench -- --only kafka --kafka 127.0.0.1:9092     # else a local broker from the Maven jars
  */
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
+import { resolveKafka } from '../../../test/support/kafka/broker.js';
 import { resolveRedis } from '../../../test/support/redis-server.js';
+import { kafkaThroughput } from './kafka.js';
 import { memoryFootprint, memoryThroughput } from './memory.js';
 import { redisThroughput } from './redis.js';
 import { printTable, type Row } from './table.js';
@@ -17,13 +20,14 @@ const { values } = parseArgs({
     redis: { type: 'string' },
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
+    kafka: { type: 'string' },
   },
   strict: true,
 });
-const groups = new Set((values.only ?? 'memory,redis').split(','));
+const groups = new Set((values.only ?? 'memory,redis,kafka').split(','));
 for (const group of groups) {
-  if (!['memory', 'redis'].includes(group)) {
-    console.error(`bench: unknown group "${group}" in --only (memory, redis)`);
+  if (!['memory', 'redis', 'kafka'].includes(group)) {
+    console.error(`bench: unknown group "${group}" in --only (memory, redis, kafka)`);
     process.exit(2);
   }
 }
@@ -39,7 +43,9 @@ if (groups.has('memory')) {
   rows.push(...(await memoryFootprint(1_000_000, progress)));
 }
 
-if (groups.has('redis')) {
+let redisUrl = values.redis;
+let stopRedis = async () => {};
+if (groups.has('redis') || groups.has('kafka')) {
   let url = values.redis;
   let stop = async () => {};
   if (!url) {
@@ -52,14 +58,35 @@ if (groups.has('redis')) {
       notes.push(`redis rows not measured: ${(error as Error).message}`);
     }
   }
-  if (url) {
+  redisUrl = url;
+  stopRedis = stop;
+  if (url && groups.has('redis')) rows.push(...(await redisThroughput(url, quick ? 20_000 : 100_000, quick ? 3 : 5, progress)));
+}
+
+if (groups.has('kafka') && redisUrl) {
+  let brokers = values.kafka?.split(',');
+  let stopKafka = async () => {};
+  if (!brokers) {
     try {
-      rows.push(...(await redisThroughput(url, quick ? 20_000 : 100_000, quick ? 3 : 5, progress)));
+      const kafka = await resolveKafka();
+      brokers = kafka.brokers;
+      stopKafka = kafka.stop;
+      progress(`kafka: ${kafka.source} at ${brokers.join(',')}`);
+    } catch (error) {
+      notes.push(`kafka rows not measured: ${(error as Error).message}`);
+    }
+  }
+  if (brokers) {
+    try {
+      const kafka = await kafkaThroughput(brokers, redisUrl, quick ? 20_000 : 100_000, quick ? 1 : 3, progress);
+      rows.push(...kafka.rows);
+      notes.push(...kafka.notes);
     } finally {
-      await stop();
+      await stopKafka();
     }
   }
 }
+await stopRedis();
 
 console.log();
 printTable(rows);
