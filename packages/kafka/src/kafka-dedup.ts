@@ -105,6 +105,15 @@ export class KafkaDedup {
     return supportsMarks(store) ? store.getMark({ scope: this.scope, name: markName(topic, partition) }) : undefined;
   }
 
+  /**
+   * Forgets the high-water mark of (this scope, topic, partition). Do this when a topic is deleted and
+   * created again under the same name: its offsets start over, and the old mark would skip new messages.
+   */
+  async forgetMark(topic: string, partition: number): Promise<void> {
+    const store = this.processor.store;
+    if (supportsMarks(store)) await store.deleteMark({ scope: this.scope, name: markName(topic, partition) });
+  }
+
   /** Stops lease heartbeats; closes the store only if it was created here. */
   async close(): Promise<void> {
     await this.processor.close();

@@ -155,6 +155,8 @@ describe('KafkaDedup.eachBatch', () => {
     const rerun = new KafkaDedup({ groupId: 'g', store, idSource: 'offset', processor, reprocess: true });
     await rerun.eachBatch(handler)(payload(batchOf(['', '', '', '', ''])).payload);
     expect(ran).toBe(10);
+    await dedup.forgetMark(TOPIC, 0);
+    expect(await dedup.markOf(TOPIC, 0)).toBeUndefined();
   });
 
   it('uses a function of the message as the ID', async () => {
