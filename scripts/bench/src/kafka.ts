@@ -113,6 +113,8 @@ export async function kafkaThroughput(brokers: string[], redisUrl: string, n: nu
         };
       });
       wrapped.push(result.rate);
+      // Both consumers applied the "effect" of every message once (new group and new records each round).
+      if (effects !== 2 * n) throw new Error(`bench: expected ${2 * n} effects in round ${round + 1}, got ${effects}`);
       calls += counting.calls();
       batches += result.batches;
       await dedup.close();
