@@ -1,5 +1,5 @@
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import type { ClaimRequest, DedupStore } from '@onceonly/core';
+import { supportsMarks, type ClaimRequest, type DedupStore, type MarkStore } from '@onceonly/core';
 
 /** What a store under test provides to the shared suite. */
 export interface StoreHarness {
@@ -280,6 +280,84 @@ export function describeStoreConformance(name: string, makeHarness: () => StoreH
       const [again] = await store.claimMany([req('x')]);
       expect(again).toMatchObject({ status: 'acquired', takeover: true });
       expect((again as { token: number }).token).toBeGreaterThan(first.token);
+    });
+
+    describe('offset high-water marks', () => {
+      let marks: DedupStore & MarkStore;
+      const ref = () => ({ scope, name: 'orders:3' });
+      const at = (id: string, position: number) => ({ ...req(id), position });
+      beforeEach(() => {
+        if (!supportsMarks(store)) throw new Error('store does not implement MarkStore');
+        marks = store;
+      });
+      const tokenOf = (claim: unknown) => (claim as { token: number }).token;
+
+      it('reads no mark at first and claims every position', async () => {
+        const { mark, claims } = await marks.claimManyMarked(ref(), [at('a', 0), at('b', 1)], true);
+        expect(mark).toBeUndefined();
+        expect(claims.map((c) => c?.status)).toEqual(['acquired', 'acquired']);
+        expect(await marks.getMark(ref())).toBeUndefined();
+      });
+
+      it('advances with the completion and skips positions inside the mark', async () => {
+        const { claims } = await marks.claimManyMarked(ref(), [at('a', 10), at('b', 11)], true);
+        const done = await marks.completeManyMarked(
+          ref(),
+          claims.map((c, i) => ({ scope, id: ['a', 'b'][i]!, token: tokenOf(c), windowMs: h.windowMs })),
+          { from: 10, to: 11 },
+        );
+        expect(done).toEqual({ results: ['ok', 'ok'], mark: { low: 10, high: 11 } });
+        const again = await marks.claimManyMarked(ref(), [at('x', 9), at('y', 10), at('z', 11), at('w', 12)], true);
+        expect(again.mark).toEqual({ low: 10, high: 11 });
+        expect(again.claims.map((c) => c?.status)).toEqual(['acquired', undefined, undefined, 'acquired']);
+        // Not claimed: nothing was written for the skipped IDs.
+        expect(await store.get(scope, 'y')).toBeUndefined();
+        // reprocess: skipMarked false claims them all.
+        const all = await marks.claimManyMarked(ref(), [at('y2', 10)], false);
+        expect(all.claims[0]?.status).toBe('acquired');
+      });
+
+      it('skips by the mark after the ID records expired', async () => {
+        const windowMs = h.leaseMs * 2; // a short window: the record expires, the mark does not
+        const { claims } = await marks.claimManyMarked(ref(), [{ ...req('a', { windowMs }), position: 0 }], true);
+        await marks.completeManyMarked(ref(), [{ scope, id: 'a', token: tokenOf(claims[0]), windowMs }], { from: 0, to: 0 });
+        await h.advance(windowMs + 100);
+        expect(await store.get(scope, 'a')).toBeUndefined();
+        const again = await marks.claimManyMarked(ref(), [at('a', 0)], true);
+        expect(again.claims).toEqual([undefined]);
+      });
+
+      it('extends over touching runs, replaces after a gap, keeps when a run lies below', async () => {
+        const advance = (from: number, to: number) => marks.completeManyMarked(ref(), [], { from, to });
+        expect((await advance(0, 4)).mark).toEqual({ low: 0, high: 4 });
+        expect((await advance(5, 9)).mark).toEqual({ low: 0, high: 9 });
+        expect((await advance(3, 12)).mark).toEqual({ low: 0, high: 12 });
+        expect((await advance(20, 25)).mark).toEqual({ low: 20, high: 25 }); // 13..19 never seen done
+        expect((await advance(0, 3)).mark).toEqual({ low: 20, high: 25 });
+        expect((await advance(15, 19)).mark).toEqual({ low: 15, high: 25 });
+        expect(await marks.getMark(ref())).toEqual({ low: 15, high: 25 });
+        expect(await marks.getMark({ scope, name: 'orders:4' })).toBeUndefined();
+      });
+
+      it('does not advance when a completion in the same call lost its lease', async () => {
+        const { claims } = await marks.claimManyMarked(ref(), [at('a', 0), at('b', 1)], true);
+        const out = await marks.completeManyMarked(
+          ref(),
+          [
+            { scope, id: 'a', token: tokenOf(claims[0]), windowMs: h.windowMs },
+            { scope, id: 'b', token: tokenOf(claims[1]) + 1000, windowMs: h.windowMs },
+          ],
+          { from: 0, to: 1 },
+        );
+        expect(out).toEqual({ results: ['ok', 'lease-lost'], mark: undefined });
+      });
+
+      it('keeps marks of scopes apart and deletes them', async () => {
+        await marks.completeManyMarked(ref(), [], { from: 0, to: 9 });
+        expect(await marks.getMark({ scope: `${scope}-other`, name: 'orders:3' })).toBeUndefined();
+        await marks.deleteMark(ref());
+        expect(await marks.getMark(ref())).toBeUndefined();
+      });
     });
   });
 }

@@ -17,6 +17,8 @@ const COMMANDS = [
   'release_many',
   'fail',
   'get',
+  'claim_many_marked',
+  'complete_many_marked',
 ].map((name) => `onceonly_${name}_v${SCRIPT_VERSION}`);
 
 let client: Redis;
@@ -91,7 +93,7 @@ describe('script files', () => {
   it('are named <name>-<numKeys>.lua and open with a KEYS / ARGV / output header', () => {
     expect(files.length).toBeGreaterThanOrEqual(COMMANDS.length);
     for (const file of files) {
-      expect(file).toMatch(/^[a-z]+-(\d+|n)\.lua$/);
+      expect(file).toMatch(/^[a-z]+(-[a-z]+)*-(\d+|n)\.lua$/);
       const text = readFileSync(new URL(file, scriptsDir), 'utf8');
       const header = text.slice(0, text.indexOf(']]'));
       expect(header.startsWith('--[['), file).toBe(true);

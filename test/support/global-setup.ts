@@ -1,22 +1,36 @@
 import type { TestProject } from 'vitest/node';
+import { resolveKafka } from './kafka/broker.js';
 import { resolveRedis } from './redis-server.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     /** `redis://host:port` of the Redis the integration tests share (see redis-server.ts). */
     redisUrl: string;
+    /** `host:port` list of the Kafka broker the integration tests share (see kafka/broker.ts); empty when none. */
+    kafkaBrokers: string[];
+    /** Why no Kafka broker could be resolved; Kafka tests fail with it. Empty when one runs. */
+    kafkaError: string;
   }
 }
 
 /**
- * Provides one Redis to every integration test (`inject('redisUrl')`) and stops it after the run.
- * Tests isolate themselves with random key prefixes; tests that stop or reconfigure Redis start their
- * own with `startRedisServer()`.
+ * Provides one Redis (`inject('redisUrl')`) and one Kafka broker (`inject('kafkaBrokers')`) to every
+ * integration test and stops them after the run. Tests isolate themselves with random key prefixes,
+ * topic and group names. When no broker can be resolved, the Redis tests still run and every Kafka
+ * test fails with the reason (`kafkaError`).
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const redis = await resolveRedis();
+  const [redis, kafka] = await Promise.all([
+    resolveRedis(),
+    resolveKafka().then(
+      (broker) => ({ broker, error: '' }),
+      (error: unknown) => ({ broker: undefined, error: (error as Error).message }),
+    ),
+  ]);
   project.provide('redisUrl', redis.url);
+  project.provide('kafkaBrokers', kafka.broker?.brokers ?? []);
+  project.provide('kafkaError', kafka.error);
   return async () => {
-    await redis.stop();
+    await Promise.all([redis.stop(), kafka.broker?.stop()]);
   };
 }

@@ -6,10 +6,16 @@ export type {
   DedupStore,
   ExtendRequest,
   FailRequest,
+  MarkAdvance,
+  MarkRange,
+  MarkRef,
+  MarkStore,
   OwnedRef,
+  PositionedClaimRequest,
   RecordState,
   TransitionResult,
 } from './store/store.js';
+export { advanceMark, supportsMarks } from './store/store.js';
 export { MemoryStore, type MemoryStoreOptions, type MemoryStoreStats } from './store/memory-store.js';
 export {
   ErrorCode,

@@ -1,1 +1,17 @@
-export {};
+/**
+ * `@onceonly/kafka`: effectively-once consumer groups and safe topic replays for kafkajs.
+ *
+ * @example
+ * import { KafkaDedup, withMessageIds } from '@onceonly/kafka';
+ *
+ * const producer = withMessageIds(kafka.producer()); // stamps an `onceonly-id` header (UUIDv7)
+ * const dedup = new KafkaDedup({ groupId: 'billing', store });
+ * await consumer.run(dedup.batchRunConfig(async (message, { id, token }) => charge(message, id, token)));
+ *
+ * @packageDocumentation
+ */
+export { KafkaDedup, markName, type KafkaHandler, type KafkaHandlerContext } from './kafka-dedup.js';
+export { kafkaDedupOptionsSchema, type KafkaDedupOptions, type ResolvedKafkaDedupOptions } from './options.js';
+export { DEFAULT_ID_HEADER, messageId, readHeaderId, type IdSource } from './message-id.js';
+export { stampMessages, withMessageIds, type IdGenerator, type StampOptions } from './stamp.js';
+export { replayTopic, type ReplayFrom, type ReplayOptions } from './replay.js';

@@ -122,6 +122,14 @@ export class KeyBuilder {
     return head;
   }
 
+  /**
+   * The key of an offset high-water mark: `<prefix>:{<scope part>}:hwm:<name part>`, in the scope's hash
+   * slot. An escaped ID part never holds `:`, so no record key can take this form.
+   */
+  markKey(scope: string, name: string): string {
+    return `${this.head(scope)}hwm:${encodeKeyPart(name)}`;
+  }
+
   /** `SCAN MATCH` pattern for every key of this prefix (all scopes). */
   get pattern(): string {
     return `${this.#prefix}:*`;

@@ -7,13 +7,18 @@ import {
   type DedupStore,
   type ExtendRequest,
   type FailRequest,
+  type MarkAdvance,
+  type MarkRange,
+  type MarkRef,
+  type MarkStore,
   type OwnedRef,
+  type PositionedClaimRequest,
   type TransitionResult,
 } from '@onceonly/core';
 import type { ChainableCommander } from 'ioredis';
 import { storeUnavailable } from './errors.js';
 import { KeyBuilder } from './keys.js';
-import { decodeClaims, decodeRecord, decodeTransition, decodeTransitions } from './replies.js';
+import { decodeClaims, decodeMark, decodeMarkedClaims, decodeMarkedCompletions, decodeRecord, decodeTransition, decodeTransitions } from './replies.js';
 import { parseRedisStoreOptions, type RedisStoreClient, type RedisStoreOptions } from './redis-store-options.js';
 import { COMMAND_NAMES, registerScripts, type ScriptCommand, type ScriptName } from './scripts.js';
 
@@ -104,7 +109,7 @@ const MAX_DURATION_MS = 2 ** 40;
  *   await store.complete({ scope: 'emails', id: messageId, token: claim.token, windowMs: 86_400_000 });
  * }
  */
-export class RedisStore implements DedupStore {
+export class RedisStore implements DedupStore, MarkStore {
   readonly #client: RedisStoreClient;
   readonly #keys: KeyBuilder;
   readonly #isCluster: boolean;
@@ -216,6 +221,81 @@ export class RedisStore implements DedupStore {
     return record;
   }
 
+  /**
+   * Reads the offset high-water mark `<prefix>:{<scope>}:hwm:<name>` and claims every request whose
+   * position lies outside it, in one script call (the mark shares the scope's hash slot).
+   */
+  async claimManyMarked(
+    mark: MarkRef,
+    requests: readonly PositionedClaimRequest[],
+    skipMarked: boolean,
+  ): Promise<{ mark: MarkRange | undefined; claims: (ClaimResult | undefined)[] }> {
+    const args: Args = [1 + requests.length, this.#markKey(mark), ...requests.map((r) => this.#key(mark.scope, sameScope(mark, r).id)), skipMarked ? '1' : '0'];
+    for (const request of requests) {
+      const at = args.length;
+      writeClaim(args, at, request);
+      args[at + 4] = position(request.position);
+    }
+    let answer: { mark: MarkRange | undefined; claims: (ClaimResult | undefined)[] } | undefined;
+    await this.#call('claimManyMarked', 'claimManyMarked', args, (reply) => {
+      answer = decodeMarkedClaims(reply, requests.length);
+    });
+    return answer!;
+  }
+
+  /** Completes the requests and, if all succeed, advances the mark over `advance`, in one script call. */
+  async completeManyMarked(
+    mark: MarkRef,
+    requests: readonly CompleteRequest[],
+    advance: MarkAdvance | undefined,
+  ): Promise<{ results: TransitionResult[]; mark: MarkRange | undefined }> {
+    const args: Args = [
+      1 + requests.length,
+      this.#markKey(mark),
+      ...requests.map((r) => this.#key(mark.scope, sameScope(mark, r).id)),
+      advance ? '1' : '0',
+      advance ? position(advance.from) : 0,
+      advance ? position(advance.to) : 0,
+    ];
+    if (advance && advance.to < advance.from) throw new RangeError('RedisStore: a mark advance needs from <= to');
+    for (const request of requests) writeComplete(args, args.length, request);
+    let answer: { results: TransitionResult[]; mark: MarkRange | undefined } | undefined;
+    await this.#call('completeManyMarked', 'completeManyMarked', args, (reply) => {
+      answer = decodeMarkedCompletions(reply, requests.length);
+    });
+    return answer!;
+  }
+
+  /** Reads a mark (one HMGET). */
+  async getMark(mark: MarkRef): Promise<MarkRange | undefined> {
+    const key = this.#markKey(mark);
+    let range: MarkRange | undefined;
+    await this.#call('getMark', undefined, [], async () => {
+      const [low, high] = await this.#client.hmget(key, 'l', 'h');
+      range = decodeMark([low === null || low === undefined ? null : Number(low), high === null || high === undefined ? null : Number(high)], 0);
+    });
+    return range;
+  }
+
+  /** Removes a mark (one DEL). */
+  async deleteMark(mark: MarkRef): Promise<void> {
+    const key = this.#markKey(mark);
+    await this.#call('deleteMark', undefined, [], async () => {
+      await this.#client.del(key);
+    });
+  }
+
+  /** The Redis key of a mark: `<prefix>:{<scope part>}:hwm:<name part>`. For inspection and tests. */
+  markKeyOf(mark: MarkRef): string {
+    return this.#markKey(mark);
+  }
+
+  #markKey(mark: MarkRef): string {
+    if (typeof mark?.scope !== 'string' || mark.scope.length === 0) throw new TypeError('RedisStore: mark scope must be a non-empty string');
+    if (typeof mark.name !== 'string' || mark.name.length === 0) throw new TypeError('RedisStore: mark name must be a non-empty string');
+    return this.#keys.markKey(mark.scope, mark.name);
+  }
+
   /** Does nothing: the client is yours to quit. Provided for the store contract. */
   async close(): Promise<void> {}
 
@@ -237,9 +317,9 @@ export class RedisStore implements DedupStore {
   }
 
   /** Runs one script call; any failure, including a reply that cannot be decoded, is store-unavailable. */
-  async #call(operation: string, script: ScriptName, args: Args, decode: (reply: unknown) => void): Promise<void> {
+  async #call(operation: string, script: ScriptName | undefined, args: Args, decode: (reply: unknown) => void | Promise<void>): Promise<void> {
     try {
-      decode(await this.#commands[script].apply(this.#client, args));
+      await decode(script === undefined ? undefined : await this.#commands[script].apply(this.#client, args));
     } catch (error) {
       throw storeUnavailable(operation, error);
     }
@@ -347,6 +427,17 @@ export class RedisStore implements DedupStore {
     if (replies === null) return calls.map(() => ({ error: new Error('pipeline was discarded') }));
     return replies.map(([error, reply]) => (error ? { error } : { reply }));
   }
+}
+
+/** A mark and its records share one hash slot only when they share the scope. */
+function sameScope<T extends { scope: string }>(mark: MarkRef, request: T): T {
+  if (request.scope !== mark.scope) throw new TypeError('RedisStore: every request of a marked batch must have the mark\'s scope');
+  return request;
+}
+
+function position(value: number): number {
+  if (Number.isSafeInteger(value) && value >= 0) return value;
+  throw new RangeError(`RedisStore: a mark position must be a non-negative safe integer, got ${String(value)}`);
 }
 
 function asArray(reply: unknown): readonly unknown[] {

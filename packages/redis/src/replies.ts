@@ -1,4 +1,4 @@
-import type { ClaimResult, DedupRecord, RecordState, TransitionResult } from '@onceonly/core';
+import type { ClaimResult, DedupRecord, MarkRange, RecordState, TransitionResult } from '@onceonly/core';
 
 /**
  * Decoding of the scripts' flat array replies (see the headers of the .lua files). Absent values
@@ -9,6 +9,8 @@ import type { ClaimResult, DedupRecord, RecordState, TransitionResult } from '@o
 type Reply = readonly unknown[];
 
 const ACQUIRED = 1;
+/** claim-marked-n.lua: the position lies inside the mark; nothing was claimed. */
+const MARKED = 5;
 const STATES: readonly (RecordState | undefined)[] = [undefined, undefined, 'in-progress', 'completed', 'failed'];
 
 /** Thrown when a reply does not have the shape the script promises (a version mix-up or a bug). */
@@ -27,7 +29,55 @@ export function decodeClaims(
   count: number,
 ): void {
   if (!Array.isArray(reply)) throw new UnexpectedReplyError('claim reply is not an array');
-  let at = 0;
+  const at = decodeClaimAnswers(reply, 0, results, slots, count);
+  if (at !== reply.length) throw new UnexpectedReplyError('claim reply has unexpected length');
+}
+
+/** Decodes a mark's low and high at `at` (both false when there is no mark). */
+export function decodeMark(reply: Reply, at: number): MarkRange | undefined {
+  const low = reply[at];
+  const high = reply[at + 1];
+  if (typeof low === 'number' && typeof high === 'number') return { low, high };
+  if ((low === null || low === false) && (high === null || high === false)) return undefined;
+  throw new UnexpectedReplyError('mark reply is malformed');
+}
+
+/** Decodes claim-marked-n.lua's reply: the mark, then one answer per request (undefined: inside the mark). */
+export function decodeMarkedClaims(reply: unknown, count: number): { mark: MarkRange | undefined; claims: (ClaimResult | undefined)[] } {
+  if (!Array.isArray(reply)) throw new UnexpectedReplyError('claim reply is not an array');
+  const mark = decodeMark(reply, 0);
+  const claims: (ClaimResult | undefined)[] = [];
+  let at = 2;
+  for (let i = 0; i < count; i++) {
+    if (reply[at] === MARKED) {
+      claims.push(undefined);
+      at += 1;
+    } else {
+      const one: ClaimResult[] = [];
+      at = decodeClaimAnswers(reply, at, one, undefined, 1);
+      claims.push(one[0]);
+    }
+  }
+  if (at !== reply.length) throw new UnexpectedReplyError('claim reply has unexpected length');
+  return { mark, claims };
+}
+
+/** Decodes complete-marked-n.lua's reply: one 1/0 per request, then the mark. */
+export function decodeMarkedCompletions(reply: unknown, count: number): { results: TransitionResult[]; mark: MarkRange | undefined } {
+  if (!Array.isArray(reply) || reply.length !== count + 2) throw new UnexpectedReplyError('batch reply does not have one answer per key and a mark');
+  const results: TransitionResult[] = [];
+  for (let i = 0; i < count; i++) results.push(decodeTransition(reply[i]));
+  return { results, mark: decodeMark(reply, count) };
+}
+
+function decodeClaimAnswers(
+  reply: Reply,
+  start: number,
+  results: ClaimResult[],
+  slots: readonly number[] | undefined,
+  count: number,
+): number {
+  let at = start;
   for (let i = 0; i < count; i++) {
     const code = reply[at];
     let result: ClaimResult;
@@ -46,7 +96,7 @@ export function decodeClaims(
     }
     results[slots === undefined ? i : slots[i]!] = result;
   }
-  if (at !== reply.length) throw new UnexpectedReplyError('claim reply has unexpected length');
+  return at;
 }
 
 /** Decodes the 7 values of a found record at `at`. */

@@ -30,6 +30,8 @@ const definitions = {
   releaseMany: { file: 'release-n', numberOfKeys: undefined },
   fail: { file: 'fail-1', numberOfKeys: 1 },
   get: { file: 'get-1', numberOfKeys: 1 },
+  claimManyMarked: { file: 'claim-marked-n', numberOfKeys: undefined },
+  completeManyMarked: { file: 'complete-marked-n', numberOfKeys: undefined },
 } as const satisfies Record<string, ScriptDefinition>;
 
 export type ScriptName = keyof typeof definitions;

@@ -5,12 +5,15 @@
  *   npm run bench                         # memory rows, and Redis rows on a local redis-server
  *   npm run bench -- --redis redis://127.0.0.1:6379 --quick
  *   npm run bench -- --only bullmq
+ *   npm run bench -- --only kafka --kafka 127.0.0.1:9092     # else a local broker from the Maven jars
  */
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
+import { resolveKafka } from '../../../test/support/kafka/broker.js';
 import { resolveRedis } from '../../../test/support/redis-server.js';
-import { memoryFootprint, memoryThroughput } from './memory.js';
 import { bullmqThroughput } from './bullmq.js';
+import { kafkaThroughput } from './kafka.js';
+import { memoryFootprint, memoryThroughput } from './memory.js';
 import { redisThroughput } from './redis.js';
 import { printTable, type Row } from './table.js';
 
@@ -19,10 +22,11 @@ const { values } = parseArgs({
     redis: { type: 'string' },
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
+    kafka: { type: 'string' },
   },
   strict: true,
 });
-const GROUPS = ['memory', 'redis', 'bullmq'];
+const GROUPS = ['memory', 'redis', 'bullmq', 'kafka'];
 const groups = new Set((values.only ?? GROUPS.join(',')).split(','));
 for (const group of groups) {
   if (!GROUPS.includes(group)) {
@@ -42,7 +46,9 @@ if (groups.has('memory')) {
   rows.push(...(await memoryFootprint(1_000_000, progress)));
 }
 
-if (groups.has('redis') || groups.has('bullmq')) {
+let redisUrl = values.redis;
+let stopRedis = async () => {};
+if (groups.has('redis') || groups.has('bullmq') || groups.has('kafka')) {
   let url = values.redis;
   let stop = async () => {};
   if (!url) {
@@ -55,19 +61,40 @@ if (groups.has('redis') || groups.has('bullmq')) {
       notes.push(`redis rows not measured: ${(error as Error).message}`);
     }
   }
-  if (url) {
+  redisUrl = url;
+  stopRedis = stop;
+  if (url && groups.has('redis')) rows.push(...(await redisThroughput(url, quick ? 20_000 : 100_000, quick ? 3 : 5, progress)));
+  if (url && groups.has('bullmq')) {
+    const bullmq = await bullmqThroughput(url, quick ? 2_000 : 20_000, quick ? 1 : 3, progress);
+    rows.push(...bullmq.rows);
+    notes.push(...bullmq.notes);
+  }
+}
+
+if (groups.has('kafka') && redisUrl) {
+  let brokers = values.kafka?.split(',');
+  let stopKafka = async () => {};
+  if (!brokers) {
     try {
-      if (groups.has('redis')) rows.push(...(await redisThroughput(url, quick ? 20_000 : 100_000, quick ? 3 : 5, progress)));
-      if (groups.has('bullmq')) {
-        const bullmq = await bullmqThroughput(url, quick ? 2_000 : 20_000, quick ? 1 : 3, progress);
-        rows.push(...bullmq.rows);
-        notes.push(...bullmq.notes);
-      }
+      const kafka = await resolveKafka();
+      brokers = kafka.brokers;
+      stopKafka = kafka.stop;
+      progress(`kafka: ${kafka.source} at ${brokers.join(',')}`);
+    } catch (error) {
+      notes.push(`kafka rows not measured: ${(error as Error).message}`);
+    }
+  }
+  if (brokers) {
+    try {
+      const kafka = await kafkaThroughput(brokers, redisUrl, quick ? 20_000 : 100_000, quick ? 1 : 3, progress);
+      rows.push(...kafka.rows);
+      notes.push(...kafka.notes);
     } finally {
-      await stop();
+      await stopKafka();
     }
   }
 }
+await stopRedis();
 
 console.log();
 printTable(rows);

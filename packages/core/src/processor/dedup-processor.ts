@@ -13,7 +13,7 @@ import {
 import { fingerprintOf } from '../ids/content-id.js';
 import { validateId } from '../ids/validate-id.js';
 import { MemoryStore } from '../store/memory-store.js';
-import type { ClaimRequest, ClaimResult, DedupRecord, DedupStore, TransitionResult } from '../store/store.js';
+import { supportsMarks, type ClaimRequest, type ClaimResult, type DedupRecord, type DedupStore, type MarkAdvance, type MarkRef, type TransitionResult } from '../store/store.js';
 import type { Handler, HandlerContext, Message } from './context.js';
 import { Emitter, type ProcessorEvents } from './events.js';
 import { LeaseKeeper, type KeptLease } from './lease-keeper.js';
@@ -160,12 +160,19 @@ export class DedupProcessor {
    *
    * @param options.shouldContinue checked before each message; returning false (e.g. the batch went stale
    * after a rebalance) stops the batch there.
+   * @param options.mark an offset high-water mark (Kafka: per group, topic and partition) with one
+   * position per message, in order. With a store that supports marks it is read in the claim round trip
+   * (messages inside it are answered as duplicates with `belowMark: true`, unless `skip` is false) and
+   * advanced over the leading done messages in the completion round trip (from `from`, when positions
+   * before the first message are known to hold nothing to process). Ignored by other stores.
    */
   async processBatch<P, R>(
     messages: readonly Message<P>[],
     handler: Handler<P, R>,
-    options: { shouldContinue?: () => boolean } = {},
+    options: { shouldContinue?: () => boolean; mark?: { ref: MarkRef; positions: readonly number[]; skip: boolean; from?: number } } = {},
   ): Promise<BatchResult<R>> {
+    const store = this.store;
+    const mark = options.mark && supportsMarks(store) ? { ...options.mark, store } : undefined;
     // Validate up to the first bad message: nothing after it may run before it is dealt with.
     const prepared: Prepared<P>[] = [];
     let invalid: FailedOutcome | undefined;
@@ -188,11 +195,26 @@ export class DedupProcessor {
     });
 
     let claims = new Map<string, ClaimResult>();
+    const belowMark = new Set<string>();
     let failOpen: Error | undefined;
     if (unique.length > 0) {
       try {
-        const answers = await this.store.claimMany(unique.map((i) => this.#claimRequest(prepared[i]!)));
-        claims = new Map(unique.map((i, k) => [prepared[i]!.id, answers[k]!]));
+        if (mark) {
+          const answer = await mark.store.claimManyMarked(
+            mark.ref,
+            unique.map((i) => ({ ...this.#claimRequest(prepared[i]!), position: mark.positions[i]! })),
+            mark.skip,
+          );
+          claims = new Map();
+          unique.forEach((i, k) => {
+            const claim = answer.claims[k];
+            if (claim === undefined) belowMark.add(prepared[i]!.id);
+            else claims.set(prepared[i]!.id, claim);
+          });
+        } else {
+          const answers = await this.store.claimMany(unique.map((i) => this.#claimRequest(prepared[i]!)));
+          claims = new Map(unique.map((i, k) => [prepared[i]!.id, answers[k]!]));
+        }
       } catch (thrown) {
         if (this.options.onStoreError === 'fail-closed' && !this.options.shadow) {
           return { outcomes: [this.#emit(this.#storeUnavailable(prepared[0]!.id, thrown, false))], done: 0 };
@@ -225,7 +247,10 @@ export class DedupProcessor {
         }
         const claim = claims.get(p.id);
         let outcome: Outcome<R>;
-        if (claim === undefined) {
+        if (belowMark.has(p.id)) {
+          const now = Date.now();
+          outcome = { status: 'duplicate', scope: this.scope, id: p.id, replayed: true, result: undefined, record: { state: 'completed', token: 0, claimedAt: now, updatedAt: now }, belowMark: true };
+        } else if (claim === undefined) {
           outcome = await this.#runUnprotected(p, handler, { failOpen: failOpen ?? new StoreUnavailableError('no claim') });
         } else if (claim.status === 'acquired') {
           const ran = await this.#runClaimed(p, claim.token, claim.takeover, handler, controller.signal);
@@ -249,12 +274,15 @@ export class DedupProcessor {
     const completing = slots.flatMap((slot, i) => ('complete' in slot ? [{ i, ...slot.complete }] : []));
     let completed: TransitionResult[] | undefined;
     let completeError: unknown;
-    if (completing.length > 0) {
+    // The mark may advance over the leading slots that end done: all but a last one that stopped the batch.
+    const last = slots[slots.length - 1];
+    const leading = last !== undefined && 'status' in last && !isDone(last) ? slots.length - 1 : slots.length;
+    const advance: MarkAdvance | undefined = mark && leading > 0 ? { from: Math.min(mark.from ?? mark.positions[0]!, mark.positions[0]!), to: mark.positions[leading - 1]! } : undefined;
+    if (completing.length > 0 || advance) {
+      const requests = completing.map((c) => ({ scope: this.scope, id: prepared[c.i]!.id, token: c.token, result: c.serialized, windowMs: this.options.windowMs }));
       try {
-        completed = await this.#withAttempts(() =>
-          this.store.completeMany(
-            completing.map((c) => ({ scope: this.scope, id: prepared[c.i]!.id, token: c.token, result: c.serialized, windowMs: this.options.windowMs })),
-          ),
+        completed = await this.#withAttempts(async () =>
+          mark ? (await mark.store.completeManyMarked(mark.ref, requests, advance)).results : this.store.completeMany(requests),
         );
       } catch (thrown) {
         completeError = thrown;

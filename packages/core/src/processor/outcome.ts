@@ -40,6 +40,8 @@ export interface DuplicateOutcome<R> extends Base {
   readonly reconciled?: true;
   /** `onConflict: 'duplicate'`: the payload differs from the recorded one. */
   readonly conflict?: true;
+  /** Answered by an offset high-water mark (its ID record may have expired); no result is available. */
+  readonly belowMark?: true;
 }
 
 /** Another worker holds a live lease. Do not ack as done: retry after `retryAfterMs`. */

@@ -1,3 +1,4 @@
+import { advanceMark } from './store.js';
 import type {
   ClaimRequest,
   ClaimResult,
@@ -6,7 +7,12 @@ import type {
   DedupStore,
   ExtendRequest,
   FailRequest,
+  MarkAdvance,
+  MarkRange,
+  MarkRef,
+  MarkStore,
   OwnedRef,
+  PositionedClaimRequest,
   TransitionResult,
 } from './store.js';
 
@@ -65,11 +71,13 @@ type Aux = string | { fingerprint: string | undefined; extra: string };
  * const store = new MemoryStore({ capacity: 100_000 });
  * const processor = new DedupProcessor({ scope: 'emails', store });
  */
-export class MemoryStore implements DedupStore {
+export class MemoryStore implements DedupStore, MarkStore {
   readonly #capacity: number;
   readonly #clock: () => number;
   readonly #onEarlyEviction: ((scope: string, id: string) => void) | undefined;
   readonly #scopes = new Map<string, Map<string, number>>();
+  /** Offset high-water marks by scope, then name. Not windowed: one small entry per partition. */
+  readonly #marks = new Map<string, Map<string, MarkRange>>();
 
   #base: number;
   #tokenCounter = 0;
@@ -158,7 +166,42 @@ export class MemoryStore implements DedupStore {
     return this.#record(slot);
   }
 
+  async claimManyMarked(
+    mark: MarkRef,
+    requests: readonly PositionedClaimRequest[],
+    skipMarked: boolean,
+  ): Promise<{ mark: MarkRange | undefined; claims: (ClaimResult | undefined)[] }> {
+    const now = this.#now();
+    const range = this.#marks.get(mark.scope)?.get(mark.name);
+    const inside = (position: number) => skipMarked && range !== undefined && position >= range.low && position <= range.high;
+    return { mark: range, claims: requests.map((request) => (inside(request.position) ? undefined : this.#claim(request, now))) };
+  }
+
+  async completeManyMarked(
+    mark: MarkRef,
+    requests: readonly CompleteRequest[],
+    advance: MarkAdvance | undefined,
+  ): Promise<{ results: TransitionResult[]; mark: MarkRange | undefined }> {
+    const now = this.#now();
+    const results = requests.map((request) => this.#finish(request, COMPLETED, request.result, now));
+    let marks = this.#marks.get(mark.scope);
+    if (advance !== undefined && results.every((r) => r === 'ok')) {
+      if (!marks) this.#marks.set(mark.scope, (marks = new Map()));
+      marks.set(mark.name, advanceMark(marks.get(mark.name), advance));
+    }
+    return { results, mark: marks?.get(mark.name) };
+  }
+
+  async getMark(mark: MarkRef): Promise<MarkRange | undefined> {
+    return this.#marks.get(mark.scope)?.get(mark.name);
+  }
+
+  async deleteMark(mark: MarkRef): Promise<void> {
+    this.#marks.get(mark.scope)?.delete(mark.name);
+  }
+
   async close(): Promise<void> {
+    this.#marks.clear();
     this.#scopes.clear();
     this.#free = [];
     this.#allocated = 0;

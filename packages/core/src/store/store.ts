@@ -113,3 +113,81 @@ export interface DedupStore {
   /** Releases resources the store owns (never a client the caller passed in). */
   close(): Promise<void>;
 }
+
+/**
+ * An offset high-water mark: per (scope, name) — for Kafka the name is `<topic>:<partition>` and the
+ * scope the consumer group — the inclusive range of positions known to be completed. It lives next to
+ * the ID records (in Redis: in the scope's hash slot) and, unlike them, does not expire with the
+ * window, so a replay of positions inside it is skipped even after their IDs are gone.
+ */
+export interface MarkRef {
+  readonly scope: string;
+  readonly name: string;
+}
+
+/** An inclusive, contiguous range of completed positions. */
+export interface MarkRange {
+  readonly low: number;
+  readonly high: number;
+}
+
+/** A claim that carries its position (Kafka offset), so the store can answer it from the mark. */
+export interface PositionedClaimRequest extends ClaimRequest {
+  readonly position: number;
+}
+
+/**
+ * Advances a mark over the contiguous run `from..to` of completed positions. The store extends the
+ * range when the run touches or overlaps it (`from <= high + 1` and `to >= low - 1`). A run that starts
+ * after a gap replaces it (positions in the gap were never seen completed, so they must not be
+ * skipped); a run wholly below it leaves it as it is. Applied only when every completion in the same
+ * call succeeded.
+ */
+export interface MarkAdvance {
+  readonly from: number;
+  readonly to: number;
+}
+
+/**
+ * Optional store capability: offset high-water marks read and advanced in the same round trip as a
+ * batch claim and a batch completion, so a batch still costs exactly two round trips.
+ */
+export interface MarkStore {
+  /**
+   * Reads the mark, then claims every request whose position is outside it (`skipMarked: false`
+   * claims all). Answers `undefined` for a request inside the mark: it was not claimed. One round trip.
+   */
+  claimManyMarked(
+    mark: MarkRef,
+    requests: readonly PositionedClaimRequest[],
+    skipMarked: boolean,
+  ): Promise<{ mark: MarkRange | undefined; claims: (ClaimResult | undefined)[] }>;
+  /**
+   * Completes the requests and, when every completion succeeded and `advance` is given, advances the
+   * mark. One round trip. Answers the completions and the mark after the call.
+   */
+  completeManyMarked(
+    mark: MarkRef,
+    requests: readonly CompleteRequest[],
+    advance: MarkAdvance | undefined,
+  ): Promise<{ results: TransitionResult[]; mark: MarkRange | undefined }>;
+  /** Reads a mark without changing it. */
+  getMark(mark: MarkRef): Promise<MarkRange | undefined>;
+  /** Removes a mark (e.g. to forget a group's history on purpose). */
+  deleteMark(mark: MarkRef): Promise<void>;
+}
+
+/** True when `store` also implements {@link MarkStore}. */
+export function supportsMarks(store: DedupStore): store is DedupStore & MarkStore {
+  const s = store as Partial<MarkStore>;
+  return typeof s.claimManyMarked === 'function' && typeof s.completeManyMarked === 'function' && typeof s.getMark === 'function';
+}
+
+/** The mark after advancing `current` by `run` (see {@link MarkAdvance}). Shared by the stores' logic. */
+export function advanceMark(current: MarkRange | undefined, run: MarkAdvance): MarkRange {
+  if (current && run.from <= current.high + 1 && run.to >= current.low - 1) {
+    return { low: Math.min(current.low, run.from), high: Math.max(current.high, run.to) };
+  }
+  if (current && run.to < current.low) return current;
+  return { low: run.from, high: run.to };
+}

@@ -1,0 +1,216 @@
+import {
+  DedupProcessor,
+  InvalidIdError,
+  supportsMarks,
+  toError,
+  type HandlerContext,
+  type MarkRange,
+  type Message,
+  type Outcome,
+} from '@onceonly/core';
+import type { ConsumerRunConfig, EachBatchHandler, EachMessageHandler, KafkaMessage } from 'kafkajs';
+import { messageId } from './message-id.js';
+import { parseKafkaDedupOptions, type KafkaDedupOptions, type ResolvedKafkaDedupOptions } from './options.js';
+import { waitWithHeartbeat } from './sleep.js';
+
+/** What a Kafka handler receives besides the message: the dedup context and where the message is. */
+export interface KafkaHandlerContext extends HandlerContext<Buffer> {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+}
+
+/** Runs a message's effect. Runs once per ID within the window (see the README's guarantees). */
+export type KafkaHandler<R = unknown> = (message: KafkaMessage, context: KafkaHandlerContext) => R | Promise<R>;
+
+/** What a batch of one partition needs from kafkajs. */
+interface PartitionControls {
+  readonly resolveOffset: (offset: string) => void;
+  readonly heartbeat: () => Promise<void>;
+  readonly isActive: () => boolean;
+}
+
+/**
+ * Effectively-once consumption for a kafkajs consumer group: wraps `eachBatch` / `eachMessage` so each
+ * message ID's handler runs once within the window, offsets are resolved only for completed (or
+ * duplicate) messages, and replays are skipped (IDs within the window, the high-water mark beyond it).
+ *
+ * @example
+ * const dedup = new KafkaDedup({ groupId: 'billing', store: new RedisStore({ client }) });
+ * const consumer = kafka.consumer({ groupId: 'billing' });
+ * await consumer.subscribe({ topics: ['orders'] });
+ * await consumer.run(dedup.batchRunConfig(async (message, { id, token }) => charge(message.value!, id, token)));
+ */
+export class KafkaDedup {
+  readonly options: Readonly<ResolvedKafkaDedupOptions>;
+  /** The dedup scope (the consumer group unless set). */
+  readonly scope: string;
+  /** The processor underneath: subscribe to its events, read its stats. */
+  readonly processor: DedupProcessor;
+
+  /** @throws {InvalidOptionsError} naming each wrong option. */
+  constructor(options: KafkaDedupOptions) {
+    this.options = parseKafkaDedupOptions(options);
+    this.scope = this.options.scope ?? this.options.groupId;
+    this.processor = new DedupProcessor({ ...this.options.processor, scope: this.scope, ...(this.options.store ? { store: this.options.store } : {}) });
+  }
+
+  /**
+   * An `eachBatch` handler. Use it with `eachBatchAutoResolve: false` (or use {@link batchRunConfig}):
+   * it resolves offsets itself, and with auto-resolve on, kafkajs would resolve a batch it stopped early.
+   *
+   * Per chunk of up to `maxClaimBatch` messages: one store round trip claims them (and reads the
+   * high-water mark), the handler runs for each new ID in offset order, one round trip completes them
+   * (and advances the mark), then their offsets are resolved. It heartbeats while it runs, waits (with
+   * backoff) on a message another consumer holds, stops when the batch goes stale, and on a failure
+   * throws after resolving only the messages before it, so kafkajs commits up to there and redelivers
+   * from the failed message.
+   */
+  eachBatch<R>(handler: KafkaHandler<R>): EachBatchHandler {
+    return async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+      await this.#consume(batch.topic, batch.partition, batch.messages, handler, {
+        resolveOffset,
+        heartbeat,
+        isActive: () => isRunning() && !isStale(),
+      });
+    };
+  }
+
+  /**
+   * A run config for `consumer.run`: `eachBatch` with auto-resolve off, plus your other settings.
+   * @example
+   * await consumer.run(dedup.batchRunConfig(handler, { partitionsConsumedConcurrently: 3 }));
+   */
+  batchRunConfig<R>(
+    handler: KafkaHandler<R>,
+    config: Omit<ConsumerRunConfig, 'eachBatch' | 'eachMessage' | 'eachBatchAutoResolve'> = {},
+  ): ConsumerRunConfig {
+    return { ...config, eachBatchAutoResolve: false, eachBatch: this.eachBatch(handler) };
+  }
+
+  /**
+   * An `eachMessage` handler: two store round trips per message. It returns (so kafkajs commits the
+   * offset) only once the message is completed or found a duplicate, waits while another consumer
+   * holds it, and throws otherwise, so kafkajs redelivers it.
+   */
+  eachMessage<R>(handler: KafkaHandler<R>): EachMessageHandler {
+    return async ({ topic, partition, message, heartbeat }) => {
+      await this.#consume(topic, partition, [message], handler, { resolveOffset: () => undefined, heartbeat, isActive: () => true });
+    };
+  }
+
+  /** The high-water mark of completed offsets of (this scope, topic, partition), if the store keeps marks. */
+  async markOf(topic: string, partition: number): Promise<MarkRange | undefined> {
+    const store = this.processor.store;
+    return supportsMarks(store) ? store.getMark({ scope: this.scope, name: markName(topic, partition) }) : undefined;
+  }
+
+  /**
+   * Forgets the high-water mark of (this scope, topic, partition). Do this when a topic is deleted and
+   * created again under the same name: its offsets start over, and the old mark would skip new messages.
+   */
+  async forgetMark(topic: string, partition: number): Promise<void> {
+    const store = this.processor.store;
+    if (supportsMarks(store)) await store.deleteMark({ scope: this.scope, name: markName(topic, partition) });
+  }
+
+  /** Stops lease heartbeats; closes the store only if it was created here. */
+  async close(): Promise<void> {
+    await this.processor.close();
+  }
+
+  async #consume<R>(topic: string, partition: number, messages: readonly KafkaMessage[], handler: KafkaHandler<R>, controls: PartitionControls): Promise<void> {
+    const { header, idSource, maxClaimBatch, inProgressMaxWaitMs, heartbeatMs } = this.options;
+    let index = 0;
+    let waits = 0;
+    while (index < messages.length) {
+      if (!controls.isActive()) return;
+
+      // IDs up to the first message whose ID cannot be read: nothing after it may run before it.
+      const chunk: KafkaMessage[] = [];
+      const inputs: Message<Buffer>[] = [];
+      let unreadable: InvalidIdError | undefined;
+      for (let i = index; i < messages.length && chunk.length < maxClaimBatch; i++) {
+        const message = messages[i]!;
+        try {
+          inputs.push({ id: messageId(idSource, header, message, topic, partition), payload: message.value ?? undefined });
+        } catch (error) {
+          if (!(error instanceof InvalidIdError)) throw error;
+          unreadable = error;
+          break;
+        }
+        chunk.push(message);
+      }
+      if (chunk.length === 0) throw withWhere(unreadable!, topic, partition, messages[index]!.offset);
+
+      const byId = new Map<unknown, KafkaMessage>();
+      chunk.forEach((message, i) => {
+        if (!byId.has(inputs[i]!.id)) byId.set(inputs[i]!.id, message);
+      });
+      const run = (context: HandlerContext<Buffer>) => {
+        const message = byId.get(context.id)!;
+        return handler(message, { ...context, topic, partition, offset: message.offset });
+      };
+
+      // A chunk after the first continues the run of the previous one, across offsets Kafka left out
+      // (transaction markers, compaction).
+      const from = index > 0 ? Number(messages[index - 1]!.offset) + 1 : undefined;
+      const { result, heartbeatError } = await this.#withHeartbeats(controls, (isActive) =>
+        this.processor.processBatch(inputs, run, { shouldContinue: isActive, ...this.#mark(topic, partition, chunk, from) }),
+      );
+      // Completions are recorded by now: only done messages are resolved, in order.
+      for (let i = 0; i < result.done; i++) controls.resolveOffset(chunk[i]!.offset);
+      index += result.done;
+      if (heartbeatError !== undefined) throw heartbeatError;
+      if (result.done > 0) waits = 0;
+      if (result.done === chunk.length) continue;
+
+      const stopper: Outcome<R> | undefined = result.outcomes[result.done];
+      if (stopper === undefined) return; // stopped early: the batch went stale or the consumer is stopping
+      if (stopper.status === 'in-progress') {
+        // Another consumer holds it (e.g. right after a rebalance): never skip it, never commit past it.
+        const delay = Math.min(inProgressMaxWaitMs, stopper.retryAfterMs * 2 ** Math.min(waits++, 6));
+        await waitWithHeartbeat(delay, heartbeatMs, controls.heartbeat, () => !controls.isActive());
+        continue;
+      }
+      if (stopper.status === 'processed' || stopper.status === 'duplicate') continue; // not a stopper (never happens)
+      throw withWhere(stopper.error, topic, partition, chunk[result.done]!.offset);
+    }
+  }
+
+  #mark(topic: string, partition: number, chunk: readonly KafkaMessage[], from: number | undefined) {
+    if (!this.options.highWaterMark) return {};
+    const positions = chunk.map((message) => Number(message.offset));
+    if (!positions.every(Number.isSafeInteger)) return {};
+    const ref = { scope: this.scope, name: markName(topic, partition) };
+    return { mark: { ref, positions, skip: !this.options.reprocess, ...(from !== undefined && Number.isSafeInteger(from) ? { from } : {}) } };
+  }
+
+  /** Runs `work` while heartbeating to the group; a failed heartbeat (e.g. a rebalance) stops the work and is handed back. */
+  async #withHeartbeats<T>(controls: PartitionControls, work: (isActive: () => boolean) => Promise<T>): Promise<{ result: T; heartbeatError: unknown }> {
+    let failure: unknown;
+    const timer = setInterval(() => {
+      controls.heartbeat().catch((error: unknown) => {
+        failure ??= error;
+      });
+    }, this.options.heartbeatMs);
+    try {
+      const result = await work(() => failure === undefined && controls.isActive());
+      return { result, heartbeatError: failure };
+    } finally {
+      clearInterval(timer);
+    }
+  }
+}
+
+/** The mark's name within the scope: `<topic>:<partition>` (Kafka topic names never hold `:`). */
+export function markName(topic: string, partition: number): string {
+  return `${topic}:${partition}`;
+}
+
+/** Adds where the failure happened to the error, for logs (the error keeps its class and code). */
+function withWhere(error: Error, topic: string, partition: number, offset: string): Error {
+  const e = toError(error) as Error & { kafka?: { topic: string; partition: number; offset: string } };
+  if (Object.isExtensible(e) && e.kafka === undefined) e.kafka = { topic, partition, offset };
+  return e;
+}
