@@ -1,25 +1,10 @@
 import { addBulkStamped, onceonly } from '@onceonly/bullmq';
-import { uuidv7, type DedupStore } from '@onceonly/core';
+import { uuidv7 } from '@onceonly/core';
 import { RedisStore } from '@onceonly/redis';
 import { Queue, Worker, type Processor } from 'bullmq';
 import { Redis } from 'ioredis';
+import { countingStore, deleteByPrefix } from './store-helpers.js';
 import { compare, type Row } from './table.js';
-
-/** Counts store calls: every DedupStore method of RedisStore is one round trip. */
-function counted(store: DedupStore): { store: DedupStore; calls: () => number } {
-  let calls = 0;
-  const proxy = new Proxy(store, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop, target);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        if (prop !== 'close') calls++;
-        return value.apply(target, args);
-      };
-    },
-  });
-  return { store: proxy, calls: () => calls };
-}
 
 /** Jobs/s of a Worker running `processor` over `n` jobs already waiting in a fresh queue. */
 async function drain(url: string, n: number, concurrency: number, processor: Processor): Promise<number> {
@@ -56,7 +41,7 @@ export async function bullmqThroughput(url: string, n: number, rounds: number, p
   const client = new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true });
   await client.connect();
   const prefix = `onceonly-bench-${uuidv7()}`;
-  const { store, calls } = counted(new RedisStore({ client, prefix }));
+  const { store, calls } = countingStore(new RedisStore({ client, prefix }));
   const rows: Row[] = [];
   const notes: string[] = [];
   const raw: Processor = async () => 'ok';
@@ -79,12 +64,7 @@ export async function bullmqThroughput(url: string, n: number, rounds: number, p
     }
   } finally {
     await wrapped.close();
-    let cursor = '0';
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await client.unlink(...keys);
-    } while (cursor !== '0');
+    await deleteByPrefix(client, prefix);
     client.disconnect();
   }
   return { rows, notes };

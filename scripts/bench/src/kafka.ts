@@ -1,28 +1,13 @@
 import { Redis } from 'ioredis';
 import { Kafka, Partitioners, logLevel, type EachBatchHandler, type Message } from 'kafkajs';
-import { uuidv7, type DedupStore } from '@onceonly/core';
+import { uuidv7 } from '@onceonly/core';
 import { KafkaDedup, stampMessages } from '@onceonly/kafka';
 import { RedisStore } from '@onceonly/redis';
 import { createTopic, randomName } from '../../../test/support/kafka/broker.js';
+import { countingStore } from './store-helpers.js';
 import type { Row } from './table.js';
 
 const PARTITIONS = 6;
-
-/** Counts store calls: every RedisStore method is one round trip for a one-scope batch. */
-function countingStore(store: RedisStore): { store: DedupStore; calls: () => number } {
-  let calls = 0;
-  const proxy = new Proxy(store, {
-    get(target, property, receiver) {
-      const value = Reflect.get(target, property, receiver) as unknown;
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        calls++;
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
-  });
-  return { store: proxy, calls: () => calls };
-}
 
 /** Consumes the whole topic with a new group; resolves with messages per second and the batches seen. */
 async function consumeAll(kafka: Kafka, topic: string, total: number, make: (onMessages: (n: number) => void) => { eachBatch: EachBatchHandler; eachBatchAutoResolve: boolean }): Promise<{ rate: number; batches: number }> {

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { uuidv7, type ClaimResult } from '@onceonly/core';
 import { RedisStore } from '@onceonly/redis';
+import { deleteByPrefix } from './store-helpers.js';
 import { compare, rate, type Row } from './table.js';
 
 const LEASE = 30_000;
@@ -83,13 +84,4 @@ export async function redisThroughput(url: string, n: number, rounds: number, pr
     client.disconnect();
   }
   return rows;
-}
-
-async function deleteByPrefix(client: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await client.unlink(...keys);
-  } while (cursor !== '0');
 }
