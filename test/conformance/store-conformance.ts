@@ -140,6 +140,80 @@ export function describeStoreConformance(name: string, makeHarness: () => StoreH
       expect(second.token).toBeGreaterThan(first.token);
     });
 
+    describe('suspect records: once an owner may have run the handler, every next claim is a takeover until a completion or failure', () => {
+      const takeOver = async (id: string) => {
+        const first = await acquire(id);
+        await h.advance(h.leaseMs + 50);
+        const second = await acquire(id);
+        expect(second.takeover).toBe(true);
+        return { first, second };
+      };
+
+      it('a released takeover claim stays suspect: the next claim is a takeover, with a higher token', async () => {
+        const { second } = await takeOver('m1');
+        expect(await store.release({ scope, id: 'm1', token: second.token })).toBe('ok');
+        expect(await store.get(scope, 'm1')).toBeUndefined(); // still reads as absent
+        const third = await acquire('m1');
+        expect(third.takeover).toBe(true);
+        expect(third.token).toBeGreaterThan(second.token);
+        // ...and again after another release: release never clears it.
+        expect(await store.release({ scope, id: 'm1', token: third.token })).toBe('ok');
+        const [fourth] = await store.claimMany([req('m1')]);
+        expect(fourth).toMatchObject({ status: 'acquired', takeover: true });
+      });
+
+      it('a takeover claim whose lease expires again stays suspect', async () => {
+        const { second } = await takeOver('m1');
+        await h.advance(h.leaseMs + 50);
+        const third = await acquire('m1');
+        expect(third.takeover).toBe(true);
+        expect(third.token).toBeGreaterThan(second.token);
+      });
+
+      it('a batch release of a takeover claim keeps it suspect', async () => {
+        const { second } = await takeOver('m1');
+        const plain = await acquire('m2');
+        expect(await store.releaseMany([{ scope, id: 'm1', token: second.token }, { scope, id: 'm2', token: plain.token }])).toEqual(['ok', 'ok']);
+        const [again1, again2] = await store.claimMany([req('m1'), req('m2')]);
+        expect(again1).toMatchObject({ status: 'acquired', takeover: true });
+        expect(again2).toMatchObject({ status: 'acquired', takeover: false });
+      });
+
+      it('a completion ends it: the record is completed, a duplicate', async () => {
+        const { second } = await takeOver('m1');
+        expect(await store.release({ scope, id: 'm1', token: second.token })).toBe('ok');
+        const third = await acquire('m1');
+        expect(await store.complete({ scope, id: 'm1', token: third.token, windowMs: h.windowMs })).toBe('ok');
+        expect((await store.claim(req('m1'))).status).toBe('completed');
+        expect(await store.get(scope, 'm1')).toMatchObject({ state: 'completed', token: third.token });
+      });
+
+      it('a recorded failure ends it: the record is failed', async () => {
+        const { second } = await takeOver('m1');
+        expect(await store.fail({ scope, id: 'm1', token: second.token, error: 'TAKEOVER_DEAD_LETTER', windowMs: h.windowMs })).toBe('ok');
+        const again = await store.claim(req('m1'));
+        expect(again.status).toBe('failed');
+        expect(again.status !== 'acquired' && again.record.error).toBe('TAKEOVER_DEAD_LETTER');
+      });
+
+      it('a release of a claim that was never suspect is plain absent: no takeover', async () => {
+        const first = await acquire('m1');
+        expect(await store.release({ scope, id: 'm1', token: first.token })).toBe('ok');
+        const second = await acquire('m1');
+        expect(second.takeover).toBe(false);
+        expect(await store.release({ scope, id: 'm1', token: second.token })).toBe('ok');
+        expect((await acquire('m1')).takeover).toBe(false);
+      });
+
+      it('a marked batch claim reports a suspect record as a takeover too', async () => {
+        if (!supportsMarks(store)) return;
+        const { second } = await takeOver('m1');
+        expect(await store.release({ scope, id: 'm1', token: second.token })).toBe('ok');
+        const { claims } = await store.claimManyMarked({ scope, name: 't:0' }, [{ ...req('m1'), position: 7 }], true);
+        expect(claims[0]).toMatchObject({ status: 'acquired', takeover: true });
+      });
+    });
+
     it('a stale owner can neither complete, extend, release nor fail', async () => {
       const stale = await acquire('m1');
       await h.advance(h.leaseMs + 50);

@@ -14,6 +14,9 @@ export const ErrorCode = {
   RECORDED_FAILURE: 'RECORDED_FAILURE',
   FINGERPRINT_FAILED: 'FINGERPRINT_FAILED',
   RESULT_NOT_SERIALIZABLE: 'RESULT_NOT_SERIALIZABLE',
+  HANDLER_TIMEOUT: 'HANDLER_TIMEOUT',
+  PROCESSOR_CLOSED: 'PROCESSOR_CLOSED',
+  CALLBACK_FAILED: 'CALLBACK_FAILED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -110,6 +113,42 @@ export class FingerprintError extends OnceOnlyError {
 export class ResultSerializationError extends OnceOnlyError {
   constructor(message: string, options?: OnceOnlyErrorOptions) {
     super('RESULT_NOT_SERIALIZABLE', message, false, options);
+  }
+}
+
+/**
+ * The handler ran longer than `handlerTimeoutMs`: its signal was aborted with this error. Retriable. When
+ * the handler did not settle after the abort, its claim is left to expire (it may still apply its
+ * effect), so the next delivery is a takeover.
+ */
+export class HandlerTimeoutError extends OnceOnlyError {
+  readonly timeoutMs: number;
+  constructor(message: string, timeoutMs: number, options?: OnceOnlyErrorOptions) {
+    super('HANDLER_TIMEOUT', message, true, options);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** The processor was closed: running handlers were aborted with this error, and new deliveries refused. Retriable. */
+export class ProcessorClosedError extends OnceOnlyError {
+  constructor(message: string, options?: OnceOnlyErrorOptions) {
+    super('PROCESSOR_CLOSED', message, true, options);
+  }
+}
+
+/** Which user callback failed. */
+export type CallbackName = 'isTerminal' | 'reconcile' | 'fingerprint' | 'serializer.serialize' | 'serializer.deserialize';
+
+/**
+ * A user callback (`isTerminal`, `reconcile`, `fingerprint`, the serializer) threw or answered something
+ * it may not. The claim is released (retriable) unless the outcome says otherwise; the original error
+ * is the `cause`.
+ */
+export class CallbackError extends OnceOnlyError {
+  readonly callback: CallbackName;
+  constructor(callback: CallbackName, message: string, options?: OnceOnlyErrorOptions & { retriable?: boolean }) {
+    super('CALLBACK_FAILED', message, options?.retriable ?? true, options);
+    this.callback = callback;
   }
 }
 

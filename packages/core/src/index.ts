@@ -15,11 +15,15 @@ export type {
   RecordState,
   TransitionResult,
 } from './store/store.js';
-export { advanceMark, supportsMarks } from './store/store.js';
+export { advanceMark, MAX_WINDOW_MS, supportsMarks } from './store/store.js';
 export { MemoryStore, type MemoryStoreOptions, type MemoryStoreStats } from './store/memory-store.js';
 export {
+  CallbackError,
+  type CallbackName,
   ErrorCode,
   FingerprintError,
+  HandlerTimeoutError,
+  ProcessorClosedError,
   InProgressError,
   InvalidIdError,
   InvalidOptionsError,
@@ -37,13 +41,14 @@ export { DEFAULT_MAX_ID_BYTES, validateId } from './ids/validate-id.js';
 export { uuidv7, uuidv7Timestamp } from './ids/uuidv7.js';
 export { canonicalJson } from './ids/canonical-json.js';
 export { contentId, fingerprintOf } from './ids/content-id.js';
-export { DedupProcessor, type ProcessorStats } from './processor/dedup-processor.js';
+export { DedupProcessor, type CloseOptions, type ProcessOptions, type ProcessorStats } from './processor/dedup-processor.js';
 export {
   processorOptionsSchema,
   parseOptions,
   type DedupProcessorOptions,
   type ResolvedProcessorOptions,
   type ReconcileDecision,
+  type SingleFlight,
   type TakeoverPolicy,
 } from './processor/options.js';
 export type { Handler, HandlerContext, Message, TakeoverContext } from './processor/context.js';

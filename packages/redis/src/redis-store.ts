@@ -110,6 +110,8 @@ const MAX_DURATION_MS = 2 ** 40;
  * }
  */
 export class RedisStore implements DedupStore, MarkStore {
+  /** The longest lease or window a request may ask for (ms); the processor checks it at construction. */
+  readonly maxDurationMs = MAX_DURATION_MS;
   readonly #client: RedisStoreClient;
   readonly #keys: KeyBuilder;
   readonly #isCluster: boolean;
@@ -294,6 +296,14 @@ export class RedisStore implements DedupStore, MarkStore {
     if (typeof mark?.scope !== 'string' || mark.scope.length === 0) throw new TypeError('RedisStore: mark scope must be a non-empty string');
     if (typeof mark.name !== 'string' || mark.name.length === 0) throw new TypeError('RedisStore: mark name must be a non-empty string');
     return this.#keys.markKey(mark.scope, mark.name);
+  }
+
+  /**
+   * False while the client's connection is not ready (connecting, reconnecting, closed): a batch then
+   * stops before running more handlers whose completions could not be recorded.
+   */
+  isAvailable(): boolean {
+    return this.#client.status === 'ready';
   }
 
   /** Does nothing: the client is yours to quit. Provided for the store contract. */

@@ -10,7 +10,7 @@ import type { Cluster, Redis } from 'ioredis';
  * Bump {@link SCRIPT_VERSION} whenever a script changes: a connection shared by two versions of this
  * package must never run one version's script under the other's name.
  */
-export const SCRIPT_VERSION = 1;
+export const SCRIPT_VERSION = 2;
 
 interface ScriptDefinition {
   /** File name without `.lua`. */

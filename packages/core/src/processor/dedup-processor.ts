@@ -1,14 +1,18 @@
 import {
+  CallbackError,
+  FingerprintError,
+  HandlerTimeoutError,
   InProgressError,
   InvalidIdError,
   LeaseLostError,
   OnceOnlyError,
   PayloadConflictError,
+  ProcessorClosedError,
   RecordedFailureError,
+  ResultSerializationError,
   StoreUnavailableError,
   TakeoverDeadLetterError,
   toError,
-  FingerprintError,
 } from '../errors.js';
 import { fingerprintOf } from '../ids/content-id.js';
 import { validateId } from '../ids/validate-id.js';
@@ -17,8 +21,8 @@ import { supportsMarks, type ClaimRequest, type ClaimResult, type DedupRecord, t
 import type { Handler, HandlerContext, Message } from './context.js';
 import { Emitter, type ProcessorEvents } from './events.js';
 import { LeaseKeeper, type KeptLease } from './lease-keeper.js';
-import { resolveProcessorOptions, type DedupProcessorOptions, type ResolvedProcessorOptions } from './options.js';
-import { isDone, type BatchResult, type FailedOutcome, type Outcome, type OutcomeStatus, type ProcessedOutcome } from './outcome.js';
+import { resolveProcessorOptions, type DedupProcessorOptions, type ResolvedProcessorOptions, type SingleFlight } from './options.js';
+import { isDone, type BatchResult, type FailedOutcome, type InProgressOutcome, type Outcome, type OutcomeStatus, type ProcessedOutcome } from './outcome.js';
 
 type ShadowReason = 'duplicate' | 'in-progress' | 'conflict' | 'failed';
 
@@ -28,9 +32,53 @@ export type ProcessorStats = Record<OutcomeStatus, number> & {
   failOpen: number;
   shadowed: number;
   storeErrors: number;
+  /** Results that could not be recorded or read back (see the `result-error` event). */
+  resultErrors: number;
+  /** Handlers given up on after a timeout or close: their claims were left to expire. */
+  abandoned: number;
 };
 
+/** Per-call options of {@link DedupProcessor.process}. */
+export interface ProcessOptions {
+  /** Overrides the processor's `singleFlight` for this delivery. */
+  readonly singleFlight?: SingleFlight;
+}
+
+/** Options of {@link DedupProcessor.close}. */
+export interface CloseOptions {
+  /**
+   * How long running handlers may go on before their signals are aborted (with a `ProcessorClosedError`).
+   * A handler that does not settle within 250 ms of the abort is given up on and its claim left to
+   * expire. @defaultValue 0
+   */
+  readonly graceMs?: number;
+}
+
 const NEVER_ABORTED = new AbortController().signal;
+// After aborting a handler (timeout, close), how long it may take to settle before it is given up on.
+const ABANDON_AFTER_MS = 250;
+// After close() aborted the handlers, how long it waits for their completions or releases to be recorded.
+const CLOSE_SETTLE_MS = 2_000;
+
+/** How a handler invocation ended. */
+type Invocation<R> = { readonly ok: true; readonly value: R } | { readonly ok: false; readonly error: unknown; readonly abandoned: boolean };
+
+/** A handler running now: what close() and the timeout need to stop it. */
+interface Running {
+  readonly controller: AbortController;
+  abandon: (reason: Error) => void;
+}
+
+/** A delivery this process is running, for single-flight. */
+interface InFlight {
+  readonly settled: Promise<unknown>;
+  readonly startedAt: number;
+  /** Set once the claim is acquired. */
+  claim?: { token: number; leaseUntil: number };
+}
+
+const invoked = <R>(value: R): Invocation<R> => ({ ok: true, value });
+const threw = (error: unknown): Invocation<never> => ({ ok: false, error, abandoned: false });
 const JSON_SERIALIZER = {
   serialize: (value: unknown) => JSON.stringify(value),
   deserialize: (text: string) => JSON.parse(text) as unknown,
@@ -67,7 +115,12 @@ export class DedupProcessor {
   readonly options: Readonly<ResolvedProcessorOptions>;
 
   readonly #events = new Emitter<ProcessorEvents>();
-  readonly #inflight = new Map<string, Promise<unknown>>();
+  readonly #inflight = new Map<string, InFlight>();
+  /** Handlers running now. */
+  readonly #running = new Set<Running>();
+  /** `process` and `processBatch` calls under way, so `close()` can let them record what they did. */
+  readonly #calls = new Set<Promise<unknown>>();
+  #closed = false;
   readonly #leases: LeaseKeeper;
   readonly #ownsStore: boolean;
   readonly #serializer: { serialize(value: unknown): string; deserialize(text: string): unknown };
@@ -83,6 +136,8 @@ export class DedupProcessor {
     failOpen: 0,
     shadowed: 0,
     storeErrors: 0,
+    resultErrors: 0,
+    abandoned: 0,
   };
 
   /** @throws {InvalidOptionsError} naming each wrong option. */
@@ -121,21 +176,27 @@ export class DedupProcessor {
    * Processes one delivery: claims its ID, runs `handler` if this delivery is the one to run it, and
    * records the completion. Never throws; every case is an {@link Outcome}.
    */
-  async process<P, R>(message: Message<P>, handler: Handler<P, R>): Promise<Outcome<R>> {
+  async process<P, R>(message: Message<P>, handler: Handler<P, R>, options?: ProcessOptions): Promise<Outcome<R>> {
+    if (this.#closed) return this.#emit(this.#closedOutcome(message));
     const prepared = this.#prepare(message);
     if ('status' in prepared) return this.#emit(prepared);
-    if (!this.options.singleFlight || this.options.shadow) return this.#emit(await this.#claimAndRun(prepared, handler));
+    const mode = options?.singleFlight ?? this.options.singleFlight;
+    if (mode === false || this.options.shadow) return this.#emit(await this.#track(this.#claimAndRun(prepared, handler, undefined)));
 
     // Single-flight: a second delivery of an ID this process is running waits for the first to settle,
-    // then claims as usual (and finds it completed, or released).
-    let pending: Promise<unknown> | undefined;
-    while ((pending = this.#inflight.get(prepared.id)) !== undefined) await pending;
-    const run = this.#claimAndRun(prepared, handler);
-    this.#inflight.set(prepared.id, run);
+    // then claims as usual (and finds it completed, or released), or answers in-progress at once.
+    let entry: InFlight | undefined;
+    if (mode === 'in-progress' && (entry = this.#inflight.get(prepared.id)) !== undefined) {
+      return this.#emit(this.#runningHere(prepared.id, entry));
+    }
+    while ((entry = this.#inflight.get(prepared.id)) !== undefined) await entry.settled;
+    const mine: { settled: Promise<Outcome<R>>; startedAt: number; claim?: InFlight['claim'] } = { settled: undefined!, startedAt: Date.now() };
+    mine.settled = this.#track(this.#claimAndRun(prepared, handler, mine));
+    this.#inflight.set(prepared.id, mine);
     try {
-      return this.#emit(await run);
+      return this.#emit(await mine.settled);
     } finally {
-      if (this.#inflight.get(prepared.id) === run) this.#inflight.delete(prepared.id);
+      if (this.#inflight.get(prepared.id) === mine) this.#inflight.delete(prepared.id);
     }
   }
 
@@ -146,8 +207,8 @@ export class DedupProcessor {
    * conflict are `retriable`), the recorded `RecordedFailureError` / `TakeoverDeadLetterError`, an
    * `InvalidIdError`, or the handler's own error.
    */
-  async execute<P, R>(message: Message<P>, handler: Handler<P, R>): Promise<R | undefined> {
-    const outcome = await this.process(message, handler);
+  async execute<P, R>(message: Message<P>, handler: Handler<P, R>, options?: ProcessOptions): Promise<R | undefined> {
+    const outcome = await this.process(message, handler, options);
     if (outcome.status === 'processed' || outcome.status === 'duplicate') return outcome.result;
     throw outcome.error;
   }
@@ -155,8 +216,10 @@ export class DedupProcessor {
   /**
    * Processes a batch in order with one store round trip to claim it and one to complete it. Stops at the
    * first message that is not done, releases the claims it will not finish, and reports how many leading
-   * messages are done, so a consumer never commits past an unfinished one. Duplicates inside the batch
-   * are answered by their first occurrence.
+   * messages are done, so a consumer never commits past an unfinished one. Repeats of an ID inside the
+   * batch are answered by their first occurrence; a repeat with a different payload is a conflict, as
+   * two separate deliveries would be (`onConflict`). The batch also stops, before running anything
+   * more, as soon as the store fails or reports itself unreachable (fail-closed).
    *
    * @param options.shouldContinue checked before each message; returning false (e.g. the batch went stale
    * after a rebalance) stops the batch there.
@@ -170,6 +233,18 @@ export class DedupProcessor {
     messages: readonly Message<P>[],
     handler: Handler<P, R>,
     options: { shouldContinue?: () => boolean; mark?: { ref: MarkRef; positions: readonly number[]; skip: boolean; from?: number } } = {},
+  ): Promise<BatchResult<R>> {
+    if (this.#closed) {
+      const outcomes = messages.length > 0 ? [this.#emit(this.#closedOutcome(messages[0]!))] : [];
+      return { outcomes, done: 0 };
+    }
+    return this.#track(this.#processBatch(messages, handler, options));
+  }
+
+  async #processBatch<P, R>(
+    messages: readonly Message<P>[],
+    handler: Handler<P, R>,
+    options: { shouldContinue?: () => boolean; mark?: { ref: MarkRef; positions: readonly number[]; skip: boolean; from?: number } },
   ): Promise<BatchResult<R>> {
     const store = this.store;
     const mark = options.mark && supportsMarks(store) ? { ...options.mark, store } : undefined;
@@ -216,6 +291,7 @@ export class DedupProcessor {
           claims = new Map(unique.map((i, k) => [prepared[i]!.id, answers[k]!]));
         }
       } catch (thrown) {
+        this.#storeError(prepared[0]!.id, 'claimMany', thrown);
         if (this.options.onStoreError === 'fail-closed' && !this.options.shadow) {
           return { outcomes: [this.#emit(this.#storeUnavailable(prepared[0]!.id, thrown, false))], done: 0 };
         }
@@ -233,35 +309,51 @@ export class DedupProcessor {
       this.#leases.keep(lease);
     }
 
-    type Slot = Outcome<R> | { complete: { token: number; takeover: boolean; result: R; serialized: string | undefined } } | { repeatOf: number };
+    type Slot =
+      | Outcome<R>
+      | { complete: { token: number; takeover: boolean; result: R; serialized: string | undefined } }
+      | { repeatOf: number; conflict: boolean };
     const slots: Slot[] = [];
     const settled = new Set<string>(); // claims completed below, failed or released by #runClaimed
+    const storeErrorsBefore = this.#stats.storeErrors;
     try {
       for (let i = 0; i < prepared.length; i++) {
         if (options.shouldContinue && !options.shouldContinue()) break;
+        if (this.#closed) break;
         const p = prepared[i]!;
         const first = firstAt.get(p.id)!;
-        if (first !== i) {
-          slots.push({ repeatOf: first });
-          continue;
-        }
-        const claim = claims.get(p.id);
         let outcome: Outcome<R>;
-        if (belowMark.has(p.id)) {
-          const now = Date.now();
-          outcome = { status: 'duplicate', scope: this.scope, id: p.id, replayed: true, result: undefined, record: { state: 'completed', token: 0, claimedAt: now, updatedAt: now }, belowMark: true };
-        } else if (claim === undefined) {
-          outcome = await this.#runUnprotected(p, handler, { failOpen: failOpen ?? new StoreUnavailableError('no claim') });
-        } else if (claim.status === 'acquired') {
-          const ran = await this.#runClaimed(p, claim.token, claim.takeover, handler, controller.signal);
-          settled.add(p.id);
-          if (ran.kind === 'done') {
-            slots.push({ complete: { token: claim.token, takeover: claim.takeover, result: ran.result, serialized: ran.serialized } });
+        if (first !== i) {
+          const original = prepared[first]!;
+          const differs = p.fingerprint !== undefined && original.fingerprint !== undefined && p.fingerprint !== original.fingerprint;
+          if (!differs || (this.options.onConflict === 'duplicate' && !this.options.shadow)) {
+            slots.push({ repeatOf: first, conflict: differs });
             continue;
           }
-          outcome = ran.outcome;
+          outcome = await this.#repeatConflict(p, this.#recordOf(original, claims.get(p.id)), handler);
         } else {
-          outcome = await this.#answerExisting(p, claim, handler);
+          const claim = claims.get(p.id);
+          if (belowMark.has(p.id)) {
+            const now = Date.now();
+            outcome = { status: 'duplicate', scope: this.scope, id: p.id, replayed: true, result: undefined, record: { state: 'completed', token: 0, claimedAt: now, updatedAt: now }, belowMark: true };
+          } else if (claim === undefined) {
+            outcome = await this.#runUnprotected(p, handler, { failOpen: failOpen ?? new StoreUnavailableError('no claim') });
+          } else if (claim.status === 'acquired') {
+            // Fail-closed mid-batch: run nothing more once the store has failed or is known to be down.
+            if (this.#stats.storeErrors !== storeErrorsBefore || this.store.isAvailable?.() === false) {
+              slots.push(this.#storeUnavailable(p.id, new StoreUnavailableError('the store became unreachable during the batch; stopped before this message'), false));
+              break;
+            }
+            const ran = await this.#runClaimed(p, claim.token, claim.takeover, handler, controller, true);
+            settled.add(p.id);
+            if (ran.kind === 'done') {
+              slots.push({ complete: { token: claim.token, takeover: claim.takeover, result: ran.result, serialized: ran.serialized } });
+              continue;
+            }
+            outcome = ran.outcome;
+          } else {
+            outcome = await this.#answerExisting(p, claim, handler);
+          }
         }
         slots.push(outcome);
         if (outcome.status !== 'processed' && outcome.status !== 'duplicate') break;
@@ -286,6 +378,7 @@ export class DedupProcessor {
         );
       } catch (thrown) {
         completeError = thrown;
+        this.#storeError(requests[0]?.id ?? prepared[0]!.id, 'completeMany', thrown);
       }
     }
     const unfinished = [...kept.values()].filter((lease) => !settled.has(lease.id));
@@ -293,7 +386,7 @@ export class DedupProcessor {
       try {
         await this.store.releaseMany(unfinished.map(({ scope, id, token }) => ({ scope, id, token })));
       } catch (thrown) {
-        for (const lease of unfinished) this.#storeError(lease.id, 'release', thrown); // the leases expire anyway
+        this.#storeError(unfinished[0]!.id, 'releaseMany', thrown); // the leases expire anyway
       }
     }
 
@@ -316,7 +409,15 @@ export class DedupProcessor {
         const first = outcomes[slot.repeatOf]!;
         outcomes.push(
           first.status === 'processed' || first.status === 'duplicate'
-            ? { status: 'duplicate', scope: this.scope, id, replayed: true, result: first.result, record: first.status === 'duplicate' ? first.record : this.#completedRecord(first) }
+            ? {
+                status: 'duplicate',
+                scope: this.scope,
+                id,
+                replayed: true,
+                result: first.result,
+                record: first.status === 'duplicate' ? first.record : this.#completedRecord(first),
+                ...(slot.conflict ? { conflict: true as const } : {}),
+              }
             : first,
         );
       }
@@ -329,8 +430,24 @@ export class DedupProcessor {
     return { outcomes, done };
   }
 
-  /** Stops keeping leases and closes the store if the processor created it. */
-  async close(): Promise<void> {
+  /**
+   * Stops the processor: new deliveries are refused (a retriable `ProcessorClosedError`), running
+   * handlers get `graceMs` to finish, then their signals are aborted; a handler that still does not
+   * settle is given up on (its claim left to expire). Then leases stop being kept and the store is
+   * closed if the processor created it.
+   */
+  async close(options: CloseOptions = {}): Promise<void> {
+    const graceMs = options.graceMs ?? 0;
+    if (!(graceMs >= 0 && graceMs <= 2 ** 31 - 1)) {
+      throw new RangeError(`DedupProcessor.close: "graceMs" must be a number of milliseconds from 0 to ${2 ** 31 - 1}, got ${String(graceMs)}`);
+    }
+    this.#closed = true;
+    if (this.#calls.size > 0 && graceMs > 0) await settledWithin([...this.#calls], graceMs);
+    if (this.#running.size > 0) {
+      const reason = new ProcessorClosedError(`processor "${this.scope}" was closed while the handler ran`);
+      for (const running of this.#running) this.#stop(running, reason);
+    }
+    if (this.#calls.size > 0) await settledWithin([...this.#calls], ABANDON_AFTER_MS + CLOSE_SETTLE_MS);
     this.#leases.stop();
     if (this.#ownsStore) await this.store.close();
   }
@@ -349,7 +466,7 @@ export class DedupProcessor {
     const option = this.options.fingerprint;
     if (payload !== undefined && option !== false) {
       try {
-        fingerprint = option === 'auto' ? fingerprintOf(payload) : option(payload);
+        fingerprint = option === 'auto' ? fingerprintOf(payload) : checkedFingerprint(option(payload));
       } catch (error) {
         const wrapped = error instanceof FingerprintError ? error : new FingerprintError(`fingerprint function threw: ${toError(error).message}`, { cause: error });
         return this.#failed(id, wrapped, true, false, false);
@@ -364,28 +481,67 @@ export class DedupProcessor {
 
   #completedRecord(outcome: ProcessedOutcome<unknown>): DedupRecord {
     const now = Date.now();
-    const result = this.options.recordResults ? this.#serialize(outcome.result).text : undefined;
+    const result = this.options.recordResults ? this.#serialize(outcome.id, outcome.result) : undefined;
     return { state: 'completed', token: outcome.token, claimedAt: now, updatedAt: now, ...(result === undefined ? {} : { result }) };
   }
 
-  async #claimAndRun<P, R>(p: Prepared<P>, handler: Handler<P, R>): Promise<Outcome<R>> {
+  /** The record a repeat inside a batch is compared with: what its first occurrence claimed or found. */
+  #recordOf(first: Prepared<unknown>, claim: ClaimResult | undefined): DedupRecord {
+    if (claim !== undefined && claim.status !== 'acquired') return claim.record;
+    const now = Date.now();
+    return {
+      state: 'in-progress',
+      token: claim?.token ?? 0,
+      claimedAt: now,
+      updatedAt: now,
+      ...(claim ? { leaseUntil: claim.leaseUntil } : {}),
+      ...(first.fingerprint === undefined ? {} : { fingerprint: first.fingerprint }),
+    };
+  }
+
+  /** A repeat inside a batch whose payload differs from its first occurrence's: the conflict policy decides. */
+  async #repeatConflict<P, R>(p: Prepared<P>, record: DedupRecord, handler: Handler<P, R>): Promise<Outcome<R>> {
+    if (this.options.shadow) return this.#runUnprotected(p, handler, { shadowOf: 'conflict' });
+    if (this.options.onConflict === 'process') return this.#runUnprotected(p, handler, { conflict: true });
+    return this.#conflict(p.id, record);
+  }
+
+  /** A second delivery of an ID this process is running, answered without waiting (`singleFlight: 'in-progress'`). */
+  #runningHere(id: string, entry: InFlight): InProgressOutcome {
+    const leaseUntil = entry.claim?.leaseUntil ?? entry.startedAt + this.options.leaseMs;
+    const record: DedupRecord = { state: 'in-progress', token: entry.claim?.token ?? 0, claimedAt: entry.startedAt, updatedAt: entry.startedAt, leaseUntil };
+    const retryAfterMs = this.options.inProgressRetryMs;
+    return {
+      status: 'in-progress',
+      scope: this.scope,
+      id,
+      replayed: false,
+      record,
+      retryAfterMs,
+      error: new InProgressError(`"${id}" is being processed by this process (single-flight)`, retryAfterMs, { record }),
+    };
+  }
+
+  async #claimAndRun<P, R>(p: Prepared<P>, handler: Handler<P, R>, inflight: { claim?: InFlight['claim'] } | undefined): Promise<Outcome<R>> {
     let claim: ClaimResult;
     try {
       claim = await this.store.claim(this.#claimRequest(p));
     } catch (thrown) {
+      this.#storeError(p.id, 'claim', thrown);
       if (this.options.onStoreError === 'fail-open' || this.options.shadow) {
         return this.#runUnprotected(p, handler, { failOpen: toError(thrown) });
       }
       return this.#storeUnavailable(p.id, thrown, false);
     }
     if (claim.status !== 'acquired') return this.#answerExisting(p, claim, handler);
+    if (inflight) inflight.claim = { token: claim.token, leaseUntil: claim.leaseUntil };
 
     const controller = new AbortController();
     const lease: KeptLease = { scope: this.scope, id: p.id, token: claim.token, controller, extendedAt: Date.now() };
     this.#leases.keep(lease);
     let ran: Ran<R>;
     try {
-      ran = await this.#runClaimed(p, claim.token, claim.takeover, handler, controller.signal);
+      ran = await this.#runClaimed(p, claim.token, claim.takeover, handler, controller, false);
     } finally {
       this.#leases.drop(lease);
     }
@@ -397,6 +553,7 @@ export class DedupProcessor {
         this.store.complete({ scope: this.scope, id: p.id, token: claim.token, result: ran.serialized, windowMs: this.options.windowMs }),
       );
     } catch (thrown) {
+      this.#storeError(p.id, 'complete', thrown);
       return this.#storeUnavailable(p.id, thrown, true);
     }
     if (result === 'lease-lost') return this.#leaseLost(p.id, claim.token, ran.result);
@@ -405,14 +562,17 @@ export class DedupProcessor {
 
   /**
    * Runs the handler under an acquired claim (after applying the takeover policy). Answers `done` with
-   * the result to complete, or a final outcome (failed, dead-lettered, reconciled) with the claim settled.
+   * the result to complete, or a final outcome (failed, dead-lettered, reconciled, abandoned) with the
+   * claim settled: completed, failed, released, or (abandoned) left to expire.
+   * `shared`: the controller serves several claims (a batch), so a timeout must not abort it.
    */
   async #runClaimed<P, R>(
     p: Prepared<P>,
     token: number,
     takeover: boolean,
     handler: Handler<P, R>,
-    signal: AbortSignal,
+    controller: AbortController,
+    shared: boolean,
   ): Promise<Ran<R>> {
     if (takeover) {
       const policy = this.options.onTakeover;
@@ -425,65 +585,122 @@ export class DedupProcessor {
         return { kind: 'outcome', outcome: await this.#settleFailure(p.id, token, error, true) };
       }
       if (policy === 'reconcile') {
-        let decision: 'done' | 'run';
+        let decision: unknown;
         try {
           decision = await this.options.reconcile!({ scope: this.scope, id: p.id, payload: p.payload, token });
         } catch (thrown) {
-          return { kind: 'outcome', outcome: await this.#settleFailure(p.id, token, toError(thrown), this.#isTerminal(thrown)) };
+          const error = new CallbackError('reconcile', `reconcile threw: ${toError(thrown).message}`, { cause: thrown });
+          return { kind: 'outcome', outcome: await this.#settleFailure(p.id, token, error, false) };
         }
-        if (decision === 'done') {
-          let result: 'ok' | 'lease-lost';
-          try {
-            result = await this.store.complete({ scope: this.scope, id: p.id, token, windowMs: this.options.windowMs });
-          } catch (thrown) {
-            return { kind: 'outcome', outcome: this.#storeUnavailable(p.id, thrown, false) };
-          }
-          if (result === 'lease-lost') return { kind: 'outcome', outcome: this.#leaseLost(p.id, token, undefined as R) };
-          return {
-            kind: 'outcome',
-            outcome: {
-              status: 'duplicate',
-              scope: this.scope,
-              id: p.id,
-              replayed: true,
-              result: undefined,
-              record: { state: 'completed', token, claimedAt: Date.now(), updatedAt: Date.now() },
-              reconciled: true,
-            },
-          };
+        if (decision !== 'done' && decision !== 'run') {
+          const error = new CallbackError('reconcile', `reconcile must answer "done" or "run", got ${describe(decision)}`);
+          return { kind: 'outcome', outcome: await this.#settleFailure(p.id, token, error, false) };
         }
+        if (decision === 'done') return { kind: 'outcome', outcome: await this.#reconciledDone(p.id, token) };
       }
     }
 
-    const context: HandlerContext<P> = { scope: this.scope, id: p.id, payload: p.payload, token, signal, takeover, replayed: false };
-    let result: R;
-    try {
-      result = await handler(context);
-    } catch (thrown) {
-      return { kind: 'outcome', outcome: await this.#settleFailure(p.id, token, toError(thrown), this.#isTerminal(thrown)) };
+    const invocation = await this.#invoke(
+      (signal) => handler({ scope: this.scope, id: p.id, payload: p.payload, token, signal, takeover, replayed: false }),
+      controller,
+      shared,
+    );
+    if (invocation.ok) {
+      const serialized = this.options.recordResults ? this.#serialize(p.id, invocation.value) : undefined;
+      return { kind: 'done', result: invocation.value, serialized };
     }
-    return { kind: 'done', result, serialized: this.options.recordResults ? this.#serialize(result).text : undefined };
+    const error = toError(invocation.error);
+    if (invocation.abandoned) {
+      // The handler may still apply its effect: leave the claim to expire, so the next claim is a takeover.
+      this.#stats.abandoned++;
+      return { kind: 'outcome', outcome: { ...this.#failed(p.id, error, false, false, false), abandoned: true } };
+    }
+    const judged = this.#judge(error);
+    return { kind: 'outcome', outcome: await this.#settleFailure(p.id, token, judged.error, judged.terminal) };
+  }
+
+  async #reconciledDone(id: string, token: number): Promise<Outcome<never>> {
+    let result: 'ok' | 'lease-lost';
+    try {
+      result = await this.store.complete({ scope: this.scope, id, token, windowMs: this.options.windowMs });
+    } catch (thrown) {
+      this.#storeError(id, 'complete', thrown);
+      return this.#storeUnavailable(id, thrown, false);
+    }
+    if (result === 'lease-lost') return this.#leaseLost(id, token, undefined as never);
+    const now = Date.now();
+    return { status: 'duplicate', scope: this.scope, id, replayed: true, result: undefined, record: { state: 'completed', token, claimedAt: now, updatedAt: now }, reconciled: true };
+  }
+
+  /**
+   * Calls a handler so that it can be stopped: a timeout (`handlerTimeoutMs`) or `close()` aborts its
+   * signal, and a handler that does not settle within {@link ABANDON_AFTER_MS} after that is given up on.
+   * When it rejects after such an abort, the abort's reason is the error (the handler's is its cause).
+   */
+  async #invoke<R>(run: (signal: AbortSignal) => R | Promise<R>, controller: AbortController, shared: boolean): Promise<Invocation<R>> {
+    const timeoutMs = this.options.handlerTimeoutMs;
+    let own = controller;
+    let unlink: (() => void) | undefined;
+    if (shared && timeoutMs !== undefined) {
+      // A batch shares one controller for its leases: a timeout aborts only this handler's signal.
+      own = new AbortController();
+      const forward = () => own.abort(controller.signal.reason);
+      if (controller.signal.aborted) forward();
+      else {
+        controller.signal.addEventListener('abort', forward, { once: true });
+        unlink = () => controller.signal.removeEventListener('abort', forward);
+      }
+    }
+    let settle: Promise<Invocation<R>>;
+    try {
+      settle = Promise.resolve(run(own.signal)).then(invoked, threw);
+    } catch (thrown) {
+      unlink?.();
+      return threw(thrown);
+    }
+    let abandon!: (reason: Error) => void;
+    const abandoned = new Promise<Invocation<R>>((resolve) => {
+      abandon = (reason) => resolve({ ok: false, error: reason, abandoned: true });
+    });
+    const running: Running = { controller: own, abandon };
+    this.#running.add(running);
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => this.#stop(running, new HandlerTimeoutError(`handler ran longer than handlerTimeoutMs (${timeoutMs} ms)`, timeoutMs)), timeoutMs);
+    timer?.unref?.();
+    try {
+      const invocation = await Promise.race([settle, abandoned]);
+      const reason: unknown = own.signal.reason;
+      if (!invocation.ok && !invocation.abandoned && (reason instanceof HandlerTimeoutError || reason instanceof ProcessorClosedError)) {
+        return { ok: false, error: reason === invocation.error ? reason : withCause(reason, invocation.error), abandoned: false };
+      }
+      return invocation;
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+      this.#running.delete(running);
+      unlink?.();
+    }
+  }
+
+  /** Aborts a running handler, and gives up on it if it has not settled shortly after. */
+  #stop(running: Running, reason: Error): void {
+    if (!running.controller.signal.aborted) running.controller.abort(reason);
+    const reasonNow = running.controller.signal.reason instanceof Error ? running.controller.signal.reason : reason;
+    setTimeout(() => running.abandon(reasonNow), ABANDON_AFTER_MS).unref?.();
   }
 
   /** Answers a claim that found a record: duplicate, in progress, remembered failure or conflict. */
   async #answerExisting<P, R>(p: Prepared<P>, claim: Exclude<ClaimResult, { status: 'acquired' }>, handler: Handler<P, R>): Promise<Outcome<R>> {
     const record = claim.record;
+    // Compared only when both deliveries carry a payload: with none on either side the ID alone decides.
     const conflict = p.fingerprint !== undefined && record.fingerprint !== undefined && record.fingerprint !== p.fingerprint;
     if (this.options.shadow) {
       const wouldBe: ShadowReason = conflict ? 'conflict' : claim.status === 'completed' ? 'duplicate' : claim.status;
       return this.#runUnprotected(p, handler, { shadowOf: wouldBe });
     }
     if (conflict) {
-      if (this.options.onConflict === 'reject') {
-        return {
-          status: 'conflict',
-          scope: this.scope,
-          id: p.id,
-          replayed: false,
-          record,
-          error: new PayloadConflictError(`"${p.id}" was seen before with a different payload (fingerprint mismatch)`, { record }),
-        };
-      }
+      if (this.options.onConflict === 'reject') return this.#conflict(p.id, record);
       if (this.options.onConflict === 'process') return this.#runUnprotected(p, handler, { conflict: true });
     }
     if (claim.status === 'completed') {
@@ -492,7 +709,7 @@ export class DedupProcessor {
         scope: this.scope,
         id: p.id,
         replayed: true,
-        result: record.result === undefined ? undefined : (this.#deserialize(record.result) as R),
+        result: record.result === undefined ? undefined : (this.#deserialize(p.id, record.result) as R),
         record,
         ...(conflict ? { conflict: true as const } : {}),
       };
@@ -514,6 +731,17 @@ export class DedupProcessor {
       record,
       retryAfterMs,
       error: new InProgressError(`"${p.id}" is being processed by another worker (lease held)`, retryAfterMs, { record }),
+    };
+  }
+
+  #conflict(id: string, record: DedupRecord): Outcome<never> {
+    return {
+      status: 'conflict',
+      scope: this.scope,
+      id,
+      replayed: false,
+      record,
+      error: new PayloadConflictError(`"${id}" was seen before with a different payload (fingerprint mismatch)`, { record }),
     };
   }
 
@@ -556,7 +784,8 @@ export class DedupProcessor {
         ...(why.conflict ? { conflict: true as const } : {}),
       };
     } catch (thrown) {
-      return this.#failed(p.id, toError(thrown), this.#isTerminal(thrown), false, false);
+      const judged = this.#judge(toError(thrown));
+      return this.#failed(p.id, judged.error, judged.terminal, false, false);
     }
   }
 
@@ -587,31 +816,58 @@ export class DedupProcessor {
     }
   }
 
-  #isTerminal(thrown: unknown): boolean {
+  /** Whether a handler error is terminal, per `isTerminal`. A throwing `isTerminal` makes it a retriable `CallbackError`. */
+  #judge(error: Error): { error: Error; terminal: boolean } {
     const isTerminal = this.options.isTerminal;
-    return isTerminal ? isTerminal(toError(thrown)) : false;
-  }
-
-  #serialize(value: unknown): { text: string | undefined } {
-    if (value === undefined) return { text: undefined };
+    if (!isTerminal) return { error, terminal: false };
     try {
-      return { text: this.#serializer.serialize(value) };
-    } catch (error) {
-      process.emitWarning(`onceonly: result of "${this.scope}" could not be serialised and was not recorded: ${toError(error).message}`);
-      return { text: undefined };
+      return { error, terminal: isTerminal(error) === true };
+    } catch (thrown) {
+      return {
+        error: new CallbackError('isTerminal', `isTerminal threw (${toError(thrown).message}) judging the handler's error: ${error.message}`, { cause: thrown }),
+        terminal: false,
+      };
     }
   }
 
-  #deserialize(text: string): unknown {
+  /** The result as text for the store; `undefined` (and a `result-error` event) when it cannot be. */
+  #serialize(id: string, value: unknown): string | undefined {
+    if (value === undefined) return undefined;
+    let text: unknown;
+    try {
+      text = this.#serializer.serialize(value);
+    } catch (thrown) {
+      this.#resultError(id, 'serialize', new ResultSerializationError(`the result could not be serialised and was not recorded: ${toError(thrown).message}`, { cause: thrown }));
+      return undefined;
+    }
+    if (typeof text !== 'string') {
+      this.#resultError(id, 'serialize', new ResultSerializationError(`the serializer answered ${describe(text)}, not a string; the result was not recorded`));
+      return undefined;
+    }
+    return text;
+  }
+
+  #deserialize(id: string, text: string): unknown {
     try {
       return this.#serializer.deserialize(text);
-    } catch {
+    } catch (thrown) {
+      this.#resultError(id, 'deserialize', new ResultSerializationError(`the recorded result could not be deserialised: ${toError(thrown).message}`, { cause: thrown }));
       return undefined;
     }
   }
 
+  #resultError(id: string, operation: 'serialize' | 'deserialize', error: ResultSerializationError): void {
+    this.#stats.resultErrors++;
+    this.#events.emit('result-error', { scope: this.scope, id, operation, error });
+  }
+
   #failed(id: string, error: Error, terminal: boolean, remembered: boolean, replayed: boolean): FailedOutcome {
     return { status: 'failed', scope: this.scope, id, replayed, error, terminal, remembered };
+  }
+
+  #closedOutcome(message: Message<unknown>): FailedOutcome {
+    const id = typeof message?.id === 'string' ? message.id : safeId(message?.id);
+    return this.#failed(id, new ProcessorClosedError(`processor "${this.scope}" is closed; the message was not processed`), false, false, false);
   }
 
   #storeUnavailable(id: string, thrown: unknown, handlerRan: boolean): Outcome<never> {
@@ -635,6 +891,13 @@ export class DedupProcessor {
     this.#events.emit('store-error', { scope: this.scope, id, operation, error: toError(thrown) });
   }
 
+  /** Tracks a call so that `close()` can wait for it. */
+  #track<T>(call: Promise<T>): Promise<T> {
+    this.#calls.add(call);
+    void call.finally(() => this.#calls.delete(call)).catch(() => undefined);
+    return call;
+  }
+
   #emit<O extends Outcome<unknown>>(outcome: O): O {
     this.#stats[outcome.status]++;
     this.#events.emit('outcome', outcome);
@@ -652,4 +915,34 @@ function errorCode(error: Error): string {
 
 function safeId(id: unknown): string {
   return typeof id === 'string' ? id.slice(0, 64) : String(id).slice(0, 64);
+}
+
+/** A user fingerprint function's answer, checked: it is stored and compared as text. */
+function checkedFingerprint(value: unknown): string {
+  if (typeof value === 'string' && value.length > 0 && value.length <= MAX_FINGERPRINT_LENGTH) return value;
+  throw new FingerprintError(`the fingerprint function must return a string of 1 to ${MAX_FINGERPRINT_LENGTH} characters, got ${describe(value)}`);
+}
+const MAX_FINGERPRINT_LENGTH = 512;
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return value.length > 40 ? `a string of ${value.length} characters` : JSON.stringify(value);
+  return value === null ? 'null' : typeof value;
+}
+
+/** A copy of an abort reason with the handler's own error as its cause. */
+function withCause(reason: HandlerTimeoutError | ProcessorClosedError, cause: unknown): Error {
+  return reason instanceof HandlerTimeoutError
+    ? new HandlerTimeoutError(reason.message, reason.timeoutMs, { cause })
+    : new ProcessorClosedError(reason.message, { cause });
+}
+
+/** Resolves when every call has settled, or after `ms`, whichever comes first. */
+async function settledWithin(calls: readonly Promise<unknown>[], ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const elapsed = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+    timer.unref?.();
+  });
+  await Promise.race([Promise.allSettled(calls), elapsed]);
+  clearTimeout(timer);
 }

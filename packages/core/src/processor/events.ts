@@ -1,3 +1,4 @@
+import type { ResultSerializationError } from '../errors.js';
 import type { Outcome } from './outcome.js';
 
 /** Events a processor emits. Listeners run synchronously; one that throws is reported once as a warning. */
@@ -12,8 +13,13 @@ export interface ProcessorEvents {
   shadow: (event: { scope: string; id: string; wouldBe: 'duplicate' | 'in-progress' | 'conflict' | 'failed' }) => void;
   /** The store was unreachable and `fail-open` ran the handler unprotected. */
   'fail-open': (event: { scope: string; id: string; error: Error }) => void;
-  /** A store error that did not decide an outcome (a failed heartbeat or release). */
+  /**
+   * Every store operation that failed: a claim or completion (the outcome is then `store-unavailable`,
+   * or fail-open), a heartbeat, a release. `id` is the (first) message concerned.
+   */
   'store-error': (event: { scope: string; id: string; operation: string; error: Error }) => void;
+  /** A result could not be recorded (`serialize`: the record is completed without it) or read back (`deserialize`: the duplicate answers `undefined`). */
+  'result-error': (event: { scope: string; id: string; operation: 'serialize' | 'deserialize'; error: ResultSerializationError }) => void;
 }
 
 type Listener = (...args: never[]) => void;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { InvalidOptionsError } from '../errors.js';
 import { DEFAULT_MAX_ID_BYTES } from '../ids/validate-id.js';
-import type { DedupStore } from '../store/store.js';
+import { MAX_WINDOW_MS, type DedupStore } from '../store/store.js';
 import type { TakeoverContext } from './context.js';
 
 const isFunction = (value: unknown) => typeof value === 'function';
@@ -18,6 +18,12 @@ const storeSchema = z.custom<DedupStore>(
 );
 
 const HOUR = 3_600_000;
+// The longest delay a Node timer can wait; beyond it setTimeout fires at once.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const maxWindow = `must be at most ${MAX_WINDOW_MS} ms (10 years)`;
+
+/** What a delivery does while this process runs the same ID: see `singleFlight`. */
+export type SingleFlight = 'wait' | 'in-progress' | false;
 
 /** What to do when a claim finds an expired lease, i.e. an earlier run died or stalled mid-handler. */
 export type TakeoverPolicy = 'retry' | 'reconcile' | 'dead-letter';
@@ -36,11 +42,18 @@ export const processorOptionsSchema = z
     /** The store. @defaultValue a new `MemoryStore` (one process only). */
     store: storeSchema.optional(),
     /** How long a completed (or remembered failed) record is kept. After it, the ID is new again. @defaultValue 24 h */
-    windowMs: z.number().int().positive().default(24 * HOUR),
+    windowMs: z.number().int().positive().max(MAX_WINDOW_MS, maxWindow).default(24 * HOUR),
     /** Lease on an ID while its handler runs; extended by a heartbeat. @defaultValue 30 s */
-    leaseMs: z.number().int().min(10, 'must be at least 10 ms').default(30_000),
-    /** How often the lease is extended. @defaultValue leaseMs / 3 */
-    heartbeatMs: z.number().int().positive().optional(),
+    leaseMs: z.number().int().min(10, 'must be at least 10 ms').max(MAX_WINDOW_MS, maxWindow).default(30_000),
+    /** How often the lease is extended. @defaultValue leaseMs / 3, at most 2^31 - 1 ms (a Node timer's limit) */
+    heartbeatMs: z.number().int().positive().max(MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS} ms (a Node timer's limit)`).optional(),
+    /**
+     * A handler running longer is aborted: its `signal` fires with a `HandlerTimeoutError`. If it then
+     * settles, the usual path applies (a rejection releases the claim, or fails it per `isTerminal`);
+     * if it does not settle within 250 ms, the outcome is `failed` (retriable) and the claim is left to
+     * expire, so the next delivery is a takeover and `onTakeover` decides. @defaultValue none
+     */
+    handlerTimeoutMs: z.number().int().positive().max(MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS} ms (a Node timer's limit)`).optional(),
     /** Upper bound of an ID's UTF-8 length. @defaultValue 256 */
     maxIdBytes: z.number().int().min(1).max(4096).default(DEFAULT_MAX_ID_BYTES),
     /**
@@ -75,15 +88,31 @@ export const processorOptionsSchema = z
     onStoreError: z.enum(['fail-closed', 'fail-open']).default('fail-closed'),
     /** Detect and report duplicates without suppressing them (for a safe rollout). @defaultValue false */
     shadow: z.boolean().default(false),
-    /** A duplicate arriving in this process while the first is running waits for its outcome. @defaultValue true */
-    singleFlight: z.boolean().default(true),
+    /**
+     * A duplicate arriving in this process while the first is running: `'wait'` (or `true`) waits for
+     * the first's outcome, `'in-progress'` answers an `in-progress` outcome at once (for brokers that
+     * can park it, like BullMQ's delayed jobs), `false` claims in the store as any other worker would.
+     * `process()` can override it per call. @defaultValue 'wait'
+     */
+    singleFlight: z
+      .union([z.boolean(), z.enum(['wait', 'in-progress'])])
+      .default('wait')
+      .transform((value): SingleFlight => (value === true ? 'wait' : value)),
     /** Upper bound of the suggested wait before retrying an in-progress message. @defaultValue 1000 */
-    inProgressRetryMs: z.number().int().positive().default(1_000),
+    inProgressRetryMs: z.number().int().positive().max(MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS} ms`).default(1_000),
     /** Attempts at recording a completion when the store errors after the handler ran. @defaultValue 3 */
     completeAttempts: z.number().int().min(1).max(10).default(3),
   })
   .strict()
   .superRefine((options, ctx) => {
+    const storeMax = options.store?.maxDurationMs;
+    if (typeof storeMax === 'number') {
+      for (const name of ['windowMs', 'leaseMs'] as const) {
+        if (options[name] > storeMax) {
+          ctx.addIssue({ code: 'custom', path: [name], message: `must be at most ${storeMax} ms: the longest duration the store can keep` });
+        }
+      }
+    }
     if (options.leaseMs >= options.windowMs) {
       ctx.addIssue({ code: 'custom', path: ['leaseMs'], message: `must be lower than windowMs (${options.windowMs})` });
     }
@@ -121,5 +150,5 @@ export function parseOptions<T extends z.ZodType>(schema: T, input: unknown, own
 
 export function resolveProcessorOptions(input: DedupProcessorOptions): ResolvedProcessorOptions {
   const options = parseOptions(processorOptionsSchema, input, 'DedupProcessor');
-  return { ...options, heartbeatMs: options.heartbeatMs ?? Math.max(5, Math.floor(options.leaseMs / 3)) };
+  return { ...options, heartbeatMs: options.heartbeatMs ?? Math.min(MAX_TIMER_MS, Math.max(5, Math.floor(options.leaseMs / 3))) };
 }

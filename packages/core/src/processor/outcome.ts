@@ -71,6 +71,11 @@ export interface FailedOutcome extends Base {
   readonly terminal: boolean;
   /** The failure is recorded in the store for the window. */
   readonly remembered: boolean;
+  /**
+   * The handler did not settle after a timeout or `close()` aborted it: the claim was left to expire
+   * (it may still apply its effect), so the next delivery is a takeover.
+   */
+  readonly abandoned?: true;
   readonly record?: DedupRecord;
 }
 

@@ -42,11 +42,10 @@ export interface MemoryStoreStats {
 const IN_PROGRESS = 1;
 const COMPLETED = 2;
 const FAILED = 3;
+// A released claim that must stay suspect (see the store contract): reads as absent, but the next
+// claim of the ID is a takeover.
+const RELEASED_SUSPECT = 4;
 const STATE_NAMES = ['', 'in-progress', 'completed', 'failed'] as const;
-
-// Times are kept as int32 milliseconds relative to `base` (4 bytes each instead of a boxed double);
-// `base` moves forward when they would overflow.
-const REBASE_AT = 2 ** 30;
 // Every SWEEP_EVERY claims, up to 2 * SWEEP_EVERY expired records are dropped from the front of the
 // scope's order: more than the claims add, so expiry keeps pace, O(1) amortised, with no timer.
 const SWEEP_EVERY = 32;
@@ -57,7 +56,7 @@ type Aux = string | { fingerprint: string | undefined; extra: string };
 /**
  * The embedded default store: one process, bounded, no timers.
  *
- * Each scope keeps a `Map` from ID to a slot in typed-array columns (about 60 bytes a record besides the
+ * Each scope keeps a `Map` from ID to a slot in typed-array columns (about 75 bytes a record besides the
  * ID string), in order of claim. With one window per scope the front is the next to expire, give or
  * take the time a handler ran, and claims sweep it. Reads check expiry themselves, so a record past its
  * window never answers, swept or not.
@@ -79,7 +78,6 @@ export class MemoryStore implements DedupStore, MarkStore {
   /** Offset high-water marks by scope, then name. Not windowed: one small entry per partition. */
   readonly #marks = new Map<string, Map<string, MarkRange>>();
 
-  #base: number;
   #tokenCounter = 0;
   #claimsUntilSweep = SWEEP_EVERY;
   #size = 0;
@@ -87,12 +85,15 @@ export class MemoryStore implements DedupStore, MarkStore {
   #expired = 0;
 
   // Columns indexed by slot. `#leaseOrClaim` holds the lease end while in progress (when the claim time
-  // equals `#updatedAt`), and the claim time once finished (when there is no lease).
+  // equals `#updatedAt`), and the claim time once finished (when there is no lease). Times are float64
+  // epoch milliseconds: exact for any window or lease, with nothing to overflow or rebase.
   #state: Uint8Array;
+  /** 1 when an owner may have run the handler (the claim was a takeover): kept until a completion or failure. */
+  #suspect: Uint8Array;
   #token: Float64Array;
-  #updatedAt: Int32Array;
-  #leaseOrClaim: Int32Array;
-  #expiresAt: Int32Array;
+  #updatedAt: Float64Array;
+  #leaseOrClaim: Float64Array;
+  #expiresAt: Float64Array;
   #aux: (Aux | undefined)[] = []; // fingerprint, or fingerprint + result (completed) / error (failed)
   #free: number[] = [];
   #allocated = 0;
@@ -105,13 +106,13 @@ export class MemoryStore implements DedupStore, MarkStore {
     this.#capacity = capacity;
     this.#clock = options.clock ?? Date.now;
     this.#onEarlyEviction = options.onEarlyEviction;
-    this.#base = this.#clock() - 1;
     const initial = Math.min(capacity, 1024);
     this.#state = new Uint8Array(initial);
+    this.#suspect = new Uint8Array(initial);
     this.#token = new Float64Array(initial);
-    this.#updatedAt = new Int32Array(initial);
-    this.#leaseOrClaim = new Int32Array(initial);
-    this.#expiresAt = new Int32Array(initial);
+    this.#updatedAt = new Float64Array(initial);
+    this.#leaseOrClaim = new Float64Array(initial);
+    this.#expiresAt = new Float64Array(initial);
   }
 
   stats(): MemoryStoreStats {
@@ -162,7 +163,8 @@ export class MemoryStore implements DedupStore, MarkStore {
     if (slot === undefined) return undefined;
     const now = this.#now();
     if (this.#expiresAt[slot]! <= now) return undefined;
-    if (this.#state[slot] === IN_PROGRESS && this.#leaseOrClaim[slot]! <= now) return undefined;
+    const state = this.#state[slot];
+    if (state === RELEASED_SUSPECT || (state === IN_PROGRESS && this.#leaseOrClaim[slot]! <= now)) return undefined;
     return this.#record(slot);
   }
 
@@ -215,11 +217,12 @@ export class MemoryStore implements DedupStore, MarkStore {
     if (slot !== undefined) {
       if (this.#expiresAt[slot]! > now) {
         const state = this.#state[slot]!;
-        if (state !== IN_PROGRESS) {
+        if (state === COMPLETED || state === FAILED) {
           return { status: state === COMPLETED ? 'completed' : 'failed', record: this.#record(slot) };
         }
-        if (this.#leaseOrClaim[slot]! > now) return { status: 'in-progress', record: this.#record(slot) };
-        takeover = true;
+        if (state === IN_PROGRESS && this.#leaseOrClaim[slot]! > now) return { status: 'in-progress', record: this.#record(slot) };
+        // An expired lease: its owner may have run the handler. A suspect release: an earlier one may have.
+        takeover = state === IN_PROGRESS || this.#suspect[slot] === 1;
       }
       table.delete(request.id);
       this.#freeSlot(slot);
@@ -234,6 +237,7 @@ export class MemoryStore implements DedupStore, MarkStore {
     const token = ++this.#tokenCounter;
     const leaseUntil = now + request.leaseMs;
     this.#state[fresh] = IN_PROGRESS;
+    this.#suspect[fresh] = takeover ? 1 : 0;
     this.#token[fresh] = token;
     this.#updatedAt[fresh] = now;
     this.#leaseOrClaim[fresh] = leaseUntil;
@@ -241,7 +245,7 @@ export class MemoryStore implements DedupStore, MarkStore {
     this.#aux[fresh] = request.fingerprint;
     // Eviction may have dropped this scope's (emptied) table: look it up again.
     this.#table(request.scope).set(request.id, fresh);
-    return { status: 'acquired', token, takeover, leaseUntil: leaseUntil + this.#base };
+    return { status: 'acquired', token, takeover, leaseUntil };
   }
 
   #owned(ref: OwnedRef): { table: Map<string, number>; slot: number } | undefined {
@@ -265,6 +269,7 @@ export class MemoryStore implements DedupStore, MarkStore {
     if (!owned) return 'lease-lost';
     const { slot } = owned;
     this.#state[slot] = state;
+    this.#suspect[slot] = 0;
     this.#leaseOrClaim[slot] = this.#updatedAt[slot]!; // the claim time
     this.#updatedAt[slot] = now;
     this.#expiresAt[slot] = now + ref.windowMs;
@@ -275,6 +280,11 @@ export class MemoryStore implements DedupStore, MarkStore {
   #release(ref: OwnedRef): TransitionResult {
     const owned = this.#owned(ref);
     if (!owned) return 'lease-lost';
+    if (this.#suspect[owned.slot] === 1) {
+      // Kept (until the claim's retention ends) so the next claim is still reported as a takeover.
+      this.#state[owned.slot] = RELEASED_SUSPECT;
+      return 'ok';
+    }
     owned.table.delete(ref.id);
     this.#freeSlot(owned.slot);
     return 'ok';
@@ -282,7 +292,6 @@ export class MemoryStore implements DedupStore, MarkStore {
 
   #record(slot: number): DedupRecord {
     const state = this.#state[slot]!;
-    const base = this.#base;
     const record: {
       state: DedupRecord['state'];
       token: number;
@@ -295,13 +304,13 @@ export class MemoryStore implements DedupStore, MarkStore {
     } = {
       state: STATE_NAMES[state] as DedupRecord['state'],
       token: this.#token[slot]!,
-      claimedAt: (state === IN_PROGRESS ? this.#updatedAt[slot]! : this.#leaseOrClaim[slot]!) + base,
-      updatedAt: this.#updatedAt[slot]! + base,
+      claimedAt: state === IN_PROGRESS ? this.#updatedAt[slot]! : this.#leaseOrClaim[slot]!,
+      updatedAt: this.#updatedAt[slot]!,
     };
     const aux = this.#aux[slot];
     const fingerprint = fingerprintOf(aux);
     if (fingerprint !== undefined) record.fingerprint = fingerprint;
-    if (state === IN_PROGRESS) record.leaseUntil = this.#leaseOrClaim[slot]! + base;
+    if (state === IN_PROGRESS) record.leaseUntil = this.#leaseOrClaim[slot]!;
     if (typeof aux === 'object') {
       if (state === COMPLETED) record.result = aux.extra;
       else record.error = aux.extra;
@@ -369,36 +378,28 @@ export class MemoryStore implements DedupStore, MarkStore {
   #freeSlot(slot: number): void {
     this.#size--;
     this.#state[slot] = 0;
+    this.#suspect[slot] = 0;
     this.#aux[slot] = undefined;
     this.#free.push(slot);
   }
 
   #grow(): void {
     const length = Math.min(this.#capacity, this.#state.length * 2);
-    const grow = <T extends Uint8Array | Int32Array | Float64Array>(old: T, make: (n: number) => T): T => {
+    const grow = <T extends Uint8Array | Float64Array>(old: T, make: (n: number) => T): T => {
       const next = make(length);
       next.set(old);
       return next;
     };
     this.#state = grow(this.#state, (n) => new Uint8Array(n));
+    this.#suspect = grow(this.#suspect, (n) => new Uint8Array(n));
     this.#token = grow(this.#token, (n) => new Float64Array(n));
-    this.#updatedAt = grow(this.#updatedAt, (n) => new Int32Array(n));
-    this.#leaseOrClaim = grow(this.#leaseOrClaim, (n) => new Int32Array(n));
-    this.#expiresAt = grow(this.#expiresAt, (n) => new Int32Array(n));
+    this.#updatedAt = grow(this.#updatedAt, (n) => new Float64Array(n));
+    this.#leaseOrClaim = grow(this.#leaseOrClaim, (n) => new Float64Array(n));
+    this.#expiresAt = grow(this.#expiresAt, (n) => new Float64Array(n));
   }
 
-  /** The clock relative to `base`, moving `base` forward (and every stored time back) near overflow. */
   #now(): number {
-    let now = this.#clock() - this.#base;
-    if (now >= REBASE_AT) {
-      const shift = now - 1;
-      for (const column of [this.#updatedAt, this.#leaseOrClaim, this.#expiresAt]) {
-        for (let i = 0; i < this.#allocated; i++) column[i] = Math.max(column[i]! - shift, -(2 ** 31));
-      }
-      this.#base += shift;
-      now = 1;
-    }
-    return now;
+    return this.#clock();
   }
 }
 

@@ -5,8 +5,15 @@
  * absent ──claim──▶ in-progress ──complete──▶ completed (kept for the window)
  *                      │  ├──release (retryable failure)──▶ absent
  *                      │  ├──fail (terminal failure)──────▶ failed (kept for the window)
- *                      │  └──lease expires──▶ absent (next claim gets a higher fencing token)
+ *                      │  └──lease expires──▶ absent, suspect (next claim: higher token, takeover)
  * ```
+ *
+ * **Suspect records.** A claim that finds an expired lease is a takeover: the previous owner may have
+ * applied its effect. From then on the record is *suspect* until a completion or a recorded failure:
+ * releasing the takeover claim (a batch that stops before it, a retryable handler error, a rebalance)
+ * or letting its lease expire again never clears that, so the next claim is again `takeover: true` and
+ * the processor's takeover policy still applies. Only a release of a claim that was not suspect reads
+ * as plain absent (`takeover: false`) to the next claim.
  *
  * Timeline of one ID (lease 30 s, window 24 h):
  * - t=0      claim → acquired, token 1, lease until t=30 s, record kept until t=24 h.
@@ -56,8 +63,9 @@ export interface ClaimRequest {
 
 /**
  * The answer to a claim, in one step whatever the outcome.
- * - `acquired`: the caller owns the ID with `token`; `takeover` is true when a previous owner's lease
- *   had expired mid-handler (its side effect may or may not have happened).
+ * - `acquired`: the caller owns the ID with `token`; `takeover` is true when the record is suspect: a
+ *   previous owner's lease had expired mid-handler, now or before a later release (its side effect may
+ *   or may not have happened).
  * - `completed` / `failed`: a finished record exists (a duplicate).
  * - `in-progress`: another owner holds a live lease.
  */
@@ -94,11 +102,28 @@ export interface FailRequest extends OwnedRef {
 export type TransitionResult = 'ok' | 'lease-lost';
 
 /**
+ * The longest window (and lease) onceonly accepts: ten years. Every store must honour durations up to
+ * it; a store that cannot says so with {@link DedupStore.maxDurationMs}, and the processor refuses
+ * longer options at construction.
+ */
+export const MAX_WINDOW_MS = 10 * 366 * 24 * 3_600_000;
+
+/**
  * A windowed dedup store. Every method is one atomic step in the store, and the `*Many` forms are one
  * round trip for the whole batch. Methods reject with a `StoreUnavailableError` when the store cannot
  * be reached; they never reject for a lost lease (that is a `TransitionResult`).
  */
 export interface DedupStore {
+  /**
+   * The longest lease or window this store can keep exactly, if it has a limit below
+   * {@link MAX_WINDOW_MS}. A processor with a longer `windowMs` or `leaseMs` fails at construction.
+   */
+  readonly maxDurationMs?: number;
+  /**
+   * Optional: `false` when the store knows it cannot be reached right now (e.g. its connection is
+   * down). A batch checks it before each handler, so nothing more runs while the store is unreachable.
+   */
+  isAvailable?(): boolean;
   claim(request: ClaimRequest): Promise<ClaimResult>;
   claimMany(requests: readonly ClaimRequest[]): Promise<ClaimResult[]>;
   extend(request: ExtendRequest): Promise<TransitionResult>;

@@ -3,6 +3,8 @@
 --   t  fencing token of the latest claim
 --   c  claimedAt (ms, server clock)   u  updatedAt (ms)   l  leaseUntil (ms, read only while s = 1)
 --   f  payload fingerprint (optional) r  result (completed, optional)   e  error code (failed)
+--   x  suspect: '1' when an owner may have run the handler (the claim was a takeover); kept through
+--      releases and expired leases until the record is completed or failed
 
 -- Appends a found record to `out` at `n` and returns the new length:
 --   code (2 in-progress | 3 completed | 4 failed), token, claimedAt, updatedAt,
