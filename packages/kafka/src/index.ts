@@ -10,8 +10,30 @@
  *
  * @packageDocumentation
  */
-export { KafkaDedup, markName, type KafkaHandler, type KafkaHandlerContext } from './kafka-dedup.js';
+export {
+  KafkaDedup,
+  markName,
+  type BatchHandler,
+  type BatchPayloadLike,
+  type BatchRunConfig,
+  type BatchRunOptions,
+  type KafkaHandler,
+  type KafkaHandlerContext,
+  type MessageHandler,
+  type MessagePayloadLike,
+} from './kafka-dedup.js';
 export { kafkaDedupOptionsSchema, type KafkaDedupOptions, type ResolvedKafkaDedupOptions } from './options.js';
-export { DEFAULT_ID_HEADER, messageId, readHeaderId, type IdSource } from './message-id.js';
-export { stampMessages, withMessageIds, type IdGenerator, type StampOptions } from './stamp.js';
+export { DEFAULT_ID_HEADER, messageId, readHeaderId, type HeadersLike, type HeaderValue, type IdSource } from './message-id.js';
+export {
+  stampMessages,
+  withMessageIds,
+  type IdGenerator,
+  type MessageHeaders,
+  type StampableBatch,
+  type StampableMessage,
+  type StampableProducer,
+  type StampableRecord,
+  type StampableSender,
+  type StampOptions,
+} from './stamp.js';
 export { replayTopic, type ReplayFrom, type ReplayOptions } from './replay.js';

@@ -8,7 +8,7 @@ import {
   type Message,
   type Outcome,
 } from '@onceonly/core';
-import type { ConsumerRunConfig, EachBatchHandler, EachMessageHandler, KafkaMessage } from 'kafkajs';
+import type { ConsumerRunConfig, KafkaMessage } from 'kafkajs';
 import { messageId } from './message-id.js';
 import { parseKafkaDedupOptions, type KafkaDedupOptions, type ResolvedKafkaDedupOptions } from './options.js';
 import { waitWithHeartbeat } from './sleep.js';
@@ -23,7 +23,42 @@ export interface KafkaHandlerContext extends HandlerContext<Buffer> {
 /** Runs a message's effect. Runs once per ID within the window (see the README's guarantees). */
 export type KafkaHandler<R = unknown> = (message: KafkaMessage, context: KafkaHandlerContext) => R | Promise<R>;
 
-/** What a batch of one partition needs from kafkajs. */
+/**
+ * What {@link KafkaDedup.eachBatch} uses of a batch payload. kafkajs' `EachBatchPayload` fits, and so
+ * does @confluentinc/kafka-javascript's (which has no `uncommittedOffsets` and a smaller `batch`).
+ */
+export interface BatchPayloadLike {
+  readonly batch: { readonly topic: string; readonly partition: number; readonly messages: readonly KafkaMessage[] };
+  resolveOffset(offset: string): void;
+  heartbeat(): Promise<void>;
+  isRunning(): boolean;
+  isStale(): boolean;
+}
+
+/** What {@link KafkaDedup.eachMessage} uses of a message payload (kafkajs' or Confluent's `EachMessagePayload`). */
+export interface MessagePayloadLike {
+  readonly topic: string;
+  readonly partition: number;
+  readonly message: KafkaMessage;
+  heartbeat(): Promise<void>;
+}
+
+/** An `eachBatch` handler that any KafkaJS-shaped consumer accepts. */
+export type BatchHandler = (payload: BatchPayloadLike) => Promise<void>;
+
+/** An `eachMessage` handler that any KafkaJS-shaped consumer accepts. */
+export type MessageHandler = (payload: MessagePayloadLike) => Promise<void>;
+
+/** `consumer.run` settings {@link KafkaDedup.batchRunConfig} passes through (the handlers are its own). */
+export type BatchRunOptions = Omit<ConsumerRunConfig, 'eachBatch' | 'eachMessage' | 'eachBatchAutoResolve'>;
+
+/** What {@link KafkaDedup.batchRunConfig} returns: your settings, auto-resolve off, and the dedup `eachBatch`. */
+export interface BatchRunConfig extends BatchRunOptions {
+  eachBatchAutoResolve: false;
+  eachBatch: BatchHandler;
+}
+
+/** What a batch of one partition needs from the consumer. */
 interface PartitionControls {
   readonly resolveOffset: (offset: string) => void;
   readonly heartbeat: () => Promise<void>;
@@ -65,8 +100,11 @@ export class KafkaDedup {
    * backoff) on a message another consumer holds, stops when the batch goes stale, and on a failure
    * throws after resolving only the messages before it, so kafkajs commits up to there and redelivers
    * from the failed message.
+   *
+   * The returned handler asks only for what it uses ({@link BatchPayloadLike}), so it fits kafkajs'
+   * `consumer.run` and the KafkaJS-compatible API of @confluentinc/kafka-javascript alike.
    */
-  eachBatch<R>(handler: KafkaHandler<R>): EachBatchHandler {
+  eachBatch<R>(handler: KafkaHandler<R>): BatchHandler {
     return async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
       await this.#consume(batch.topic, batch.partition, batch.messages, handler, {
         resolveOffset,
@@ -78,22 +116,21 @@ export class KafkaDedup {
 
   /**
    * A run config for `consumer.run`: `eachBatch` with auto-resolve off, plus your other settings.
+   * It is assignable to kafkajs' `ConsumerRunConfig` and to Confluent's KafkaJS-compatible one.
    * @example
    * await consumer.run(dedup.batchRunConfig(handler, { partitionsConsumedConcurrently: 3 }));
    */
-  batchRunConfig<R>(
-    handler: KafkaHandler<R>,
-    config: Omit<ConsumerRunConfig, 'eachBatch' | 'eachMessage' | 'eachBatchAutoResolve'> = {},
-  ): ConsumerRunConfig {
+  batchRunConfig<R>(handler: KafkaHandler<R>, config: BatchRunOptions = {}): BatchRunConfig {
     return { ...config, eachBatchAutoResolve: false, eachBatch: this.eachBatch(handler) };
   }
 
   /**
    * An `eachMessage` handler: two store round trips per message. It returns (so kafkajs commits the
    * offset) only once the message is completed or found a duplicate, waits while another consumer
-   * holds it, and throws otherwise, so kafkajs redelivers it.
+   * holds it, and throws otherwise, so kafkajs redelivers it. Like {@link eachBatch}, it asks only for
+   * what it uses ({@link MessagePayloadLike}).
    */
-  eachMessage<R>(handler: KafkaHandler<R>): EachMessageHandler {
+  eachMessage<R>(handler: KafkaHandler<R>): MessageHandler {
     return async ({ topic, partition, message, heartbeat }) => {
       await this.#consume(topic, partition, [message], handler, { resolveOffset: () => undefined, heartbeat, isActive: () => true });
     };

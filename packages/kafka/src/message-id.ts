@@ -18,16 +18,31 @@ export const DEFAULT_ID_HEADER = 'onceonly-id';
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
- * Reads a header as text. Missing → `ID_MISSING`; bytes that are not UTF-8, or a header repeated with
- * different values → `ID_INVALID`. Length and characters are checked later by the processor.
+ * A header value as a consumer may receive it. Kafka allows a null header value (`kcat -H name`, the
+ * Java client's `headers().add(name, null)`): kafkajs then hands over `null`, which its `IHeaders` omits.
+ */
+export type HeaderValue = Buffer | string | null | undefined;
+
+/** Message headers as a consumer receives them: kafkajs' `IHeaders`, plus null values. */
+export type HeadersLike = Readonly<Record<string, HeaderValue | readonly HeaderValue[]>>;
+
+/**
+ * Reads a header as text. Missing, or only null values → `ID_MISSING`; bytes that are not UTF-8, or a
+ * header repeated with different values (a null among them counts as different) → `ID_INVALID`.
+ * Length and characters are checked later by the processor.
  * @throws {InvalidIdError}
  */
-export function readHeaderId(headers: IHeaders | undefined, name: string): string {
-  const raw = headers?.[name];
-  if (raw === undefined || (Array.isArray(raw) && raw.length === 0)) {
-    throw new InvalidIdError('ID_MISSING', `Kafka header "${name}" (the message ID) is missing`);
+export function readHeaderId(headers: HeadersLike | IHeaders | undefined, name: string): string {
+  const raw: HeaderValue | readonly HeaderValue[] = headers?.[name];
+  const entries: readonly HeaderValue[] = Array.isArray(raw) ? raw : [raw as HeaderValue];
+  const present = entries.filter((value): value is Buffer | string => value !== undefined && value !== null);
+  if (present.length === 0) {
+    throw new InvalidIdError('ID_MISSING', `Kafka header "${name}" (the message ID) is missing or has no value`);
   }
-  const values = (Array.isArray(raw) ? raw : [raw]).map((value) => decode(value, name));
+  if (present.length < entries.length) {
+    throw new InvalidIdError('ID_INVALID', `Kafka header "${name}" appears ${entries.length} times, ${entries.length - present.length} of them without a value`);
+  }
+  const values = present.map((value) => decode(value, name));
   if (values.some((value) => value !== values[0])) {
     throw new InvalidIdError('ID_INVALID', `Kafka header "${name}" appears ${values.length} times with different values`);
   }
@@ -36,10 +51,12 @@ export function readHeaderId(headers: IHeaders | undefined, name: string): strin
 
 function decode(value: Buffer | string, name: string): string {
   if (typeof value === 'string') return value;
+  // Anything else a client library might hand over (it is typed as Buffer, but arrives from outside).
+  if (!ArrayBuffer.isView(value)) throw new InvalidIdError('ID_INVALID', `Kafka header "${name}" is neither bytes nor text`);
   try {
     return utf8.decode(value);
   } catch {
-    throw new InvalidIdError('ID_INVALID', `Kafka header "${name}" is not valid UTF-8 (${value.length} bytes)`);
+    throw new InvalidIdError('ID_INVALID', `Kafka header "${name}" is not valid UTF-8 (${value.byteLength} bytes)`);
   }
 }
 

@@ -1,18 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidIdError, InvalidOptionsError, MemoryStore } from '@onceonly/core';
-import type { EachBatchPayload, KafkaMessage } from 'kafkajs';
+import type { EachBatchPayload, IHeaders, KafkaMessage } from 'kafkajs';
 import { KafkaDedup, readHeaderId, stampMessages, withMessageIds } from '@onceonly/kafka';
 
 const TOPIC = 'orders';
 
-function message(offset: number, id: string | Buffer | undefined, value = `v:${String(id)}`): KafkaMessage {
+/** `null` is what kafkajs decodes from a header sent with a null value (its `IHeaders` type omits it). */
+type HeaderValue = string | Buffer | null;
+
+function message(offset: number, id: HeaderValue | readonly HeaderValue[] | undefined, value = `v:${String(id)}`): KafkaMessage {
   return {
     key: null,
     value: Buffer.from(value),
     timestamp: '0',
     attributes: 0,
     offset: String(offset),
-    headers: id === undefined ? {} : { 'onceonly-id': id },
+    headers: id === undefined ? {} : ({ 'onceonly-id': id } as IHeaders),
   };
 }
 
@@ -120,6 +123,9 @@ describe('KafkaDedup.eachBatch', () => {
 
   it.each([
     ['a missing header', undefined, 'ID_MISSING'],
+    ['a header with a null value', null, 'ID_MISSING'],
+    ['a repeated header whose values are all null', [null, null], 'ID_MISSING'],
+    ['a repeated header with one null value', ['ok-1', null], 'ID_INVALID'],
     ['a header that is not UTF-8', Buffer.from([0xc3, 0x28, 0xff]), 'ID_INVALID'],
     ['an oversized ID', 'x'.repeat(300), 'ID_TOO_LONG'],
     ['a control character', 'a\nb', 'ID_INVALID'],
@@ -190,6 +196,28 @@ describe('KafkaDedup.eachMessage', () => {
     await handler(args(message(7, 'x')));
     expect(ran).toBe(1);
     await expect(handler(args(message(8, undefined)))).rejects.toBeInstanceOf(InvalidIdError);
+  });
+});
+
+describe('readHeaderId', () => {
+  const codeOf = (headers: unknown) => {
+    try {
+      readHeaderId(headers as IHeaders, 'onceonly-id');
+    } catch (error) {
+      if (error instanceof InvalidIdError) return error.code;
+      throw error;
+    }
+    return 'read';
+  };
+
+  it('reads a null header value as missing and a null among repeated values as invalid', () => {
+    expect(codeOf({ 'onceonly-id': null })).toBe('ID_MISSING');
+    expect(codeOf({ 'onceonly-id': [null] })).toBe('ID_MISSING');
+    expect(codeOf({ 'onceonly-id': [] })).toBe('ID_MISSING');
+    expect(codeOf({ 'onceonly-id': [Buffer.from('a'), null] })).toBe('ID_INVALID');
+    expect(codeOf({ 'onceonly-id': [null, 'a'] })).toBe('ID_INVALID');
+    expect(codeOf({ 'onceonly-id': 42 })).toBe('ID_INVALID');
+    expect(readHeaderId({ 'onceonly-id': [Buffer.from('a'), 'a'] }, 'onceonly-id')).toBe('a');
   });
 });
 
