@@ -13,9 +13,13 @@ export type {
   OwnedRef,
   PositionedClaimRequest,
   RecordState,
+  TransactionalCompleteRequest,
+  TransactionalStore,
+  TransactionalWork,
   TransitionResult,
+  TxOf,
 } from './store/store.js';
-export { advanceMark, MAX_WINDOW_MS, supportsMarks } from './store/store.js';
+export { advanceMark, isTransactional, MAX_WINDOW_MS, supportsMarks } from './store/store.js';
 export { MemoryStore, type MemoryStoreOptions, type MemoryStoreStats } from './store/memory-store.js';
 export {
   CallbackError,
@@ -51,7 +55,7 @@ export {
   type SingleFlight,
   type TakeoverPolicy,
 } from './processor/options.js';
-export type { Handler, HandlerContext, Message, TakeoverContext } from './processor/context.js';
+export type { BaseHandlerContext, Handler, HandlerContext, Message, TakeoverContext } from './processor/context.js';
 export type { ProcessorEvents } from './processor/events.js';
 export {
   isDone,

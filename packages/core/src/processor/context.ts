@@ -6,8 +6,8 @@ export interface Message<P = unknown> {
   readonly payload?: P;
 }
 
-/** What a handler receives on a fresh run. */
-export interface HandlerContext<P = unknown> {
+/** What a handler receives on a fresh run, whatever the store. */
+export interface BaseHandlerContext<P = unknown> {
   readonly scope: string;
   readonly id: string;
   readonly payload: P | undefined;
@@ -36,6 +36,13 @@ export interface TakeoverContext<P = unknown> {
   readonly token: number;
 }
 
-export type Handler<P = unknown, R = unknown> = (context: HandlerContext<P>) => R | Promise<R>;
+/**
+ * What a handler receives on a fresh run. With a transactional store (`Tx` is its transaction type,
+ * e.g. a `pg` client inside `BEGIN`) it also has `tx`: run the effect's writes on it, and they commit
+ * together with the completion, or not at all. With any other store there is no `tx`.
+ */
+export type HandlerContext<P = unknown, Tx = never> = BaseHandlerContext<P> & ([Tx] extends [never] ? unknown : { readonly tx: Tx });
+
+export type Handler<P = unknown, R = unknown, Tx = never> = (context: HandlerContext<P, Tx>) => R | Promise<R>;
 
 export type { DedupRecord };

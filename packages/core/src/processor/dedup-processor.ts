@@ -17,8 +17,20 @@ import {
 import { fingerprintOf } from '../ids/content-id.js';
 import { validateId } from '../ids/validate-id.js';
 import { MemoryStore } from '../store/memory-store.js';
-import { supportsMarks, type ClaimRequest, type ClaimResult, type DedupRecord, type DedupStore, type MarkAdvance, type MarkRef, type TransitionResult } from '../store/store.js';
-import type { Handler, HandlerContext, Message } from './context.js';
+import {
+  isTransactional,
+  supportsMarks,
+  type ClaimRequest,
+  type ClaimResult,
+  type DedupRecord,
+  type DedupStore,
+  type MarkAdvance,
+  type MarkRef,
+  type TransactionalStore,
+  type TransitionResult,
+  type TxOf,
+} from '../store/store.js';
+import type { BaseHandlerContext, Handler, Message } from './context.js';
 import { Emitter, type ProcessorEvents } from './events.js';
 import { LeaseKeeper, type KeptLease } from './lease-keeper.js';
 import { resolveProcessorOptions, type DedupProcessorOptions, type ResolvedProcessorOptions, type SingleFlight } from './options.js';
@@ -84,8 +96,16 @@ const JSON_SERIALIZER = {
   deserialize: (text: string) => JSON.parse(text) as unknown,
 };
 
-/** What running a handler under a claim gave: a result to complete, or an outcome with the claim settled. */
-type Ran<R> = { kind: 'done'; result: R; serialized: string | undefined } | { kind: 'outcome'; outcome: Outcome<R> };
+/**
+ * What running a handler under a claim gave: a result to complete (or, with a transactional store,
+ * already completed: `completed`), or an outcome with the claim settled.
+ */
+type Ran<R> =
+  | { kind: 'done'; result: R; serialized: string | undefined; completed?: TransitionResult }
+  | { kind: 'outcome'; outcome: Outcome<R> };
+
+/** A handler as the processor calls it: `tx` is given only with a transactional store. */
+type AnyHandler<P, R> = (context: BaseHandlerContext<P> & { readonly tx?: unknown }) => R | Promise<R>;
 
 /** A validated message, ready to claim. */
 interface Prepared<P> {
@@ -109,9 +129,9 @@ interface Prepared<P> {
  * });
  * if (outcome.status === 'duplicate') log('already sent', outcome.result);
  */
-export class DedupProcessor {
+export class DedupProcessor<S extends DedupStore = DedupStore> {
   readonly scope: string;
-  readonly store: DedupStore;
+  readonly store: S;
   readonly options: Readonly<ResolvedProcessorOptions>;
 
   readonly #events = new Emitter<ProcessorEvents>();
@@ -123,6 +143,8 @@ export class DedupProcessor {
   #closed = false;
   readonly #leases: LeaseKeeper;
   readonly #ownsStore: boolean;
+  /** The store, when it completes inside the handler's transaction. */
+  readonly #transactional: TransactionalStore<unknown> | undefined;
   readonly #serializer: { serialize(value: unknown): string; deserialize(text: string): unknown };
   readonly #stats: ProcessorStats = {
     processed: 0,
@@ -141,11 +163,12 @@ export class DedupProcessor {
   };
 
   /** @throws {InvalidOptionsError} naming each wrong option. */
-  constructor(options: DedupProcessorOptions) {
+  constructor(options: DedupProcessorOptions<S>) {
     this.options = resolveProcessorOptions(options);
     this.scope = this.options.scope;
     this.#ownsStore = this.options.store === undefined;
-    this.store = this.options.store ?? new MemoryStore();
+    this.store = (this.options.store ?? new MemoryStore()) as S;
+    this.#transactional = isTransactional(this.store) ? this.store : undefined;
     this.#serializer = this.options.serializer ?? JSON_SERIALIZER;
     this.#leases = new LeaseKeeper({
       store: this.store,
@@ -176,7 +199,11 @@ export class DedupProcessor {
    * Processes one delivery: claims its ID, runs `handler` if this delivery is the one to run it, and
    * records the completion. Never throws; every case is an {@link Outcome}.
    */
-  async process<P, R>(message: Message<P>, handler: Handler<P, R>, options?: ProcessOptions): Promise<Outcome<R>> {
+  async process<P, R>(message: Message<P>, handler: Handler<P, R, TxOf<S>>, options?: ProcessOptions): Promise<Outcome<R>> {
+    return this.#process(message, handler as AnyHandler<P, R>, options);
+  }
+
+  async #process<P, R>(message: Message<P>, handler: AnyHandler<P, R>, options: ProcessOptions | undefined): Promise<Outcome<R>> {
     if (this.#closed) return this.#emit(this.#closedOutcome(message));
     const prepared = this.#prepare(message);
     if ('status' in prepared) return this.#emit(prepared);
@@ -207,8 +234,8 @@ export class DedupProcessor {
    * conflict are `retriable`), the recorded `RecordedFailureError` / `TakeoverDeadLetterError`, an
    * `InvalidIdError`, or the handler's own error.
    */
-  async execute<P, R>(message: Message<P>, handler: Handler<P, R>, options?: ProcessOptions): Promise<R | undefined> {
-    const outcome = await this.process(message, handler, options);
+  async execute<P, R>(message: Message<P>, handler: Handler<P, R, TxOf<S>>, options?: ProcessOptions): Promise<R | undefined> {
+    const outcome = await this.#process(message, handler as AnyHandler<P, R>, options);
     if (outcome.status === 'processed' || outcome.status === 'duplicate') return outcome.result;
     throw outcome.error;
   }
@@ -231,19 +258,19 @@ export class DedupProcessor {
    */
   async processBatch<P, R>(
     messages: readonly Message<P>[],
-    handler: Handler<P, R>,
+    handler: Handler<P, R, TxOf<S>>,
     options: { shouldContinue?: () => boolean; mark?: { ref: MarkRef; positions: readonly number[]; skip: boolean; from?: number } } = {},
   ): Promise<BatchResult<R>> {
     if (this.#closed) {
       const outcomes = messages.length > 0 ? [this.#emit(this.#closedOutcome(messages[0]!))] : [];
       return { outcomes, done: 0 };
     }
-    return this.#track(this.#processBatch(messages, handler, options));
+    return this.#track(this.#processBatch(messages, handler as AnyHandler<P, R>, options));
   }
 
   async #processBatch<P, R>(
     messages: readonly Message<P>[],
-    handler: Handler<P, R>,
+    handler: AnyHandler<P, R>,
     options: { shouldContinue?: () => boolean; mark?: { ref: MarkRef; positions: readonly number[]; skip: boolean; from?: number } },
   ): Promise<BatchResult<R>> {
     const store = this.store;
@@ -346,11 +373,17 @@ export class DedupProcessor {
             }
             const ran = await this.#runClaimed(p, claim.token, claim.takeover, handler, controller, true);
             settled.add(p.id);
-            if (ran.kind === 'done') {
+            if (ran.kind === 'done' && ran.completed !== undefined) {
+              outcome =
+                ran.completed === 'ok'
+                  ? { status: 'processed', scope: this.scope, id: p.id, replayed: false, result: ran.result, token: claim.token, takeover: claim.takeover }
+                  : this.#leaseLost(p.id, claim.token, ran.result);
+            } else if (ran.kind === 'done') {
               slots.push({ complete: { token: claim.token, takeover: claim.takeover, result: ran.result, serialized: ran.serialized } });
               continue;
+            } else {
+              outcome = ran.outcome;
             }
-            outcome = ran.outcome;
           } else {
             outcome = await this.#answerExisting(p, claim, handler);
           }
@@ -500,7 +533,7 @@ export class DedupProcessor {
   }
 
   /** A repeat inside a batch whose payload differs from its first occurrence's: the conflict policy decides. */
-  async #repeatConflict<P, R>(p: Prepared<P>, record: DedupRecord, handler: Handler<P, R>): Promise<Outcome<R>> {
+  async #repeatConflict<P, R>(p: Prepared<P>, record: DedupRecord, handler: AnyHandler<P, R>): Promise<Outcome<R>> {
     if (this.options.shadow) return this.#runUnprotected(p, handler, { shadowOf: 'conflict' });
     if (this.options.onConflict === 'process') return this.#runUnprotected(p, handler, { conflict: true });
     return this.#conflict(p.id, record);
@@ -522,7 +555,7 @@ export class DedupProcessor {
     };
   }
 
-  async #claimAndRun<P, R>(p: Prepared<P>, handler: Handler<P, R>, inflight: { claim?: InFlight['claim'] } | undefined): Promise<Outcome<R>> {
+  async #claimAndRun<P, R>(p: Prepared<P>, handler: AnyHandler<P, R>, inflight: { claim?: InFlight['claim'] } | undefined): Promise<Outcome<R>> {
     let claim: ClaimResult;
     try {
       claim = await this.store.claim(this.#claimRequest(p));
@@ -547,14 +580,16 @@ export class DedupProcessor {
     }
     if (ran.kind === 'outcome') return ran.outcome;
 
-    let result: 'ok' | 'lease-lost';
-    try {
-      result = await this.#withAttempts(() =>
-        this.store.complete({ scope: this.scope, id: p.id, token: claim.token, result: ran.serialized, windowMs: this.options.windowMs }),
-      );
-    } catch (thrown) {
-      this.#storeError(p.id, 'complete', thrown);
-      return this.#storeUnavailable(p.id, thrown, true);
+    let result = ran.completed; // a transactional store completed it with the handler's writes
+    if (result === undefined) {
+      try {
+        result = await this.#withAttempts(() =>
+          this.store.complete({ scope: this.scope, id: p.id, token: claim.token, result: ran.serialized, windowMs: this.options.windowMs }),
+        );
+      } catch (thrown) {
+        this.#storeError(p.id, 'complete', thrown);
+        return this.#storeUnavailable(p.id, thrown, true);
+      }
     }
     if (result === 'lease-lost') return this.#leaseLost(p.id, claim.token, ran.result);
     return { status: 'processed', scope: this.scope, id: p.id, replayed: false, result: ran.result, token: claim.token, takeover: claim.takeover };
@@ -570,7 +605,7 @@ export class DedupProcessor {
     p: Prepared<P>,
     token: number,
     takeover: boolean,
-    handler: Handler<P, R>,
+    handler: AnyHandler<P, R>,
     controller: AbortController,
     shared: boolean,
   ): Promise<Ran<R>> {
@@ -600,6 +635,8 @@ export class DedupProcessor {
       }
     }
 
+    const transactional = this.#transactional;
+    if (transactional) return this.#runInTransaction(transactional, p, token, takeover, handler, controller, shared);
     const invocation = await this.#invoke(
       (signal) => handler({ scope: this.scope, id: p.id, payload: p.payload, token, signal, takeover, replayed: false }),
       controller,
@@ -609,14 +646,65 @@ export class DedupProcessor {
       const serialized = this.options.recordResults ? this.#serialize(p.id, invocation.value) : undefined;
       return { kind: 'done', result: invocation.value, serialized };
     }
+    return this.#afterFailure(p.id, token, invocation);
+  }
+
+  /**
+   * The handler and the completion in one transaction of a transactional store: `done` carries the
+   * completion's answer. A store failure rolled back the effect with the completion: the claim is
+   * released (fenced, so harmless if the commit did go through) and the outcome is store-unavailable.
+   */
+  async #runInTransaction<P, R>(
+    store: TransactionalStore<unknown>,
+    p: Prepared<P>,
+    token: number,
+    takeover: boolean,
+    handler: AnyHandler<P, R>,
+    controller: AbortController,
+    shared: boolean,
+  ): Promise<Ran<R>> {
+    const request = { scope: this.scope, id: p.id, token, windowMs: this.options.windowMs };
+    let failedInStore: unknown;
+    const invocation = await this.#invoke(
+      (signal) =>
+        store
+          .completeWithin(request, async (tx) => {
+            const value = await handler({ scope: this.scope, id: p.id, payload: p.payload, token, signal, takeover, replayed: false, tx });
+            return { value, result: this.options.recordResults ? this.#serialize(p.id, value) : undefined };
+          })
+          .catch((thrown: unknown) => {
+            if (thrown instanceof StoreUnavailableError) failedInStore = thrown;
+            throw thrown;
+          }),
+      controller,
+      shared,
+    );
+    if (invocation.ok) {
+      const { transition, value } = invocation.value;
+      return { kind: 'done', result: value, serialized: undefined, completed: transition };
+    }
+    if (failedInStore !== undefined && !invocation.abandoned) {
+      this.#storeError(p.id, 'completeWithin', failedInStore);
+      try {
+        await this.store.release({ scope: this.scope, id: p.id, token });
+      } catch (thrown) {
+        this.#storeError(p.id, 'release', thrown); // the lease expires anyway
+      }
+      return { kind: 'outcome', outcome: this.#storeUnavailable(p.id, failedInStore, false) };
+    }
+    return this.#afterFailure(p.id, token, invocation);
+  }
+
+  /** A failed handler invocation: abandoned (claim left to expire), or judged terminal or not and settled. */
+  async #afterFailure(id: string, token: number, invocation: Extract<Invocation<unknown>, { ok: false }>): Promise<Ran<never>> {
     const error = toError(invocation.error);
     if (invocation.abandoned) {
       // The handler may still apply its effect: leave the claim to expire, so the next claim is a takeover.
       this.#stats.abandoned++;
-      return { kind: 'outcome', outcome: { ...this.#failed(p.id, error, false, false, false), abandoned: true } };
+      return { kind: 'outcome', outcome: { ...this.#failed(id, error, false, false, false), abandoned: true } };
     }
     const judged = this.#judge(error);
-    return { kind: 'outcome', outcome: await this.#settleFailure(p.id, token, judged.error, judged.terminal) };
+    return { kind: 'outcome', outcome: await this.#settleFailure(id, token, judged.error, judged.terminal) };
   }
 
   async #reconciledDone(id: string, token: number): Promise<Outcome<never>> {
@@ -691,7 +779,7 @@ export class DedupProcessor {
   }
 
   /** Answers a claim that found a record: duplicate, in progress, remembered failure or conflict. */
-  async #answerExisting<P, R>(p: Prepared<P>, claim: Exclude<ClaimResult, { status: 'acquired' }>, handler: Handler<P, R>): Promise<Outcome<R>> {
+  async #answerExisting<P, R>(p: Prepared<P>, claim: Exclude<ClaimResult, { status: 'acquired' }>, handler: AnyHandler<P, R>): Promise<Outcome<R>> {
     const record = claim.record;
     // Compared only when both deliveries carry a payload: with none on either side the ID alone decides.
     const conflict = p.fingerprint !== undefined && record.fingerprint !== undefined && record.fingerprint !== p.fingerprint;
@@ -748,7 +836,7 @@ export class DedupProcessor {
   /** Runs the handler with no claim: fail-open, shadow mode, or `onConflict: 'process'`. */
   async #runUnprotected<P, R>(
     p: Prepared<P>,
-    handler: Handler<P, R>,
+    handler: AnyHandler<P, R>,
     why: { failOpen?: Error; shadowOf?: ShadowReason; conflict?: true },
   ): Promise<Outcome<R>> {
     if (why.failOpen) {
@@ -759,7 +847,7 @@ export class DedupProcessor {
       this.#stats.shadowed++;
       this.#events.emit('shadow', { scope: this.scope, id: p.id, wouldBe: why.shadowOf });
     }
-    const context: HandlerContext<P> = {
+    const context: BaseHandlerContext<P> = {
       scope: this.scope,
       id: p.id,
       payload: p.payload,
@@ -769,8 +857,9 @@ export class DedupProcessor {
       replayed: false,
       ...(why.shadowOf ? { shadowOf: why.shadowOf } : {}),
     };
+    const transactional = this.#transactional;
     try {
-      const result = await handler(context);
+      const result = transactional ? await transactional.withTransaction((tx) => Promise.resolve(handler({ ...context, tx }))) : await handler(context);
       return {
         status: 'processed',
         scope: this.scope,

@@ -127,8 +127,11 @@ export const processorOptionsSchema = z
     }
   });
 
-/** Options accepted by `new DedupProcessor(...)`. */
-export type DedupProcessorOptions = z.input<typeof processorOptionsSchema>;
+/** Options accepted by `new DedupProcessor(...)`; `S` is the store's type (it decides whether handlers get a `tx`). */
+export type DedupProcessorOptions<S extends DedupStore = DedupStore> = Omit<z.input<typeof processorOptionsSchema>, 'store'> & {
+  /** The store. @defaultValue a new `MemoryStore` (one process only). */
+  store?: S;
+};
 /** Options after validation and defaults. */
 export type ResolvedProcessorOptions = z.output<typeof processorOptionsSchema> & { heartbeatMs: number };
 
@@ -148,7 +151,7 @@ export function parseOptions<T extends z.ZodType>(schema: T, input: unknown, own
   throw new InvalidOptionsError(`invalid ${owner} options: ${problems.join('; ')}`, { cause: parsed.error });
 }
 
-export function resolveProcessorOptions(input: DedupProcessorOptions): ResolvedProcessorOptions {
+export function resolveProcessorOptions(input: DedupProcessorOptions<DedupStore>): ResolvedProcessorOptions {
   const options = parseOptions(processorOptionsSchema, input, 'DedupProcessor');
   return { ...options, heartbeatMs: options.heartbeatMs ?? Math.min(MAX_TIMER_MS, Math.max(5, Math.floor(options.leaseMs / 3))) };
 }

@@ -202,6 +202,49 @@ export interface MarkStore {
   deleteMark(mark: MarkRef): Promise<void>;
 }
 
+/** What a transactional completion needs: the owned claim and how long the completed record is kept. */
+export interface TransactionalCompleteRequest extends OwnedRef {
+  readonly windowMs: number;
+}
+
+/** What the work inside a transactional completion answers: its value, and the serialised result to record. */
+export interface TransactionalWork<R> {
+  readonly value: R;
+  readonly result?: string | undefined;
+}
+
+/**
+ * Optional store capability: the completion commits in the same transaction as the handler's own
+ * writes (a store that lives in the user's database, e.g. PostgreSQL). Then a crash before the commit
+ * rolls back the effect and the completion together, and a stale owner's writes roll back.
+ */
+export interface TransactionalStore<Tx> extends DedupStore {
+  /**
+   * Opens a transaction, runs `work(tx)`, then completes `request` in the same transaction (with its
+   * fencing check, recording `result` when given) just before committing.
+   * - the fence fails (another owner took the ID): rolls back, answers `transition: 'lease-lost'`;
+   * - `work` throws: rolls back and rejects with its error (the claim stays owned: release or fail it);
+   * - the database cannot be reached, or the commit fails: rejects with a `StoreUnavailableError`
+   *   (the commit may or may not have happened; a release afterwards is fenced, so it is safe).
+   */
+  completeWithin<R>(request: TransactionalCompleteRequest, work: (tx: Tx) => Promise<TransactionalWork<R>>): Promise<{ transition: TransitionResult; value: R }>;
+  /**
+   * Runs `work(tx)` in a transaction with no completion: for handlers that run without a claim
+   * (fail-open, shadow mode, `onConflict: 'process'`), which still expect a `tx`. Commits when `work`
+   * resolves, rolls back and rethrows when it throws.
+   */
+  withTransaction<R>(work: (tx: Tx) => Promise<R>): Promise<R>;
+}
+
+/** The transaction type of a store: `Tx` for a {@link TransactionalStore}, else `never`. */
+export type TxOf<S> = S extends TransactionalStore<infer Tx> ? Tx : never;
+
+/** True when `store` completes inside the handler's transaction ({@link TransactionalStore}). */
+export function isTransactional(store: DedupStore): store is TransactionalStore<unknown> {
+  const s = store as Partial<TransactionalStore<unknown>>;
+  return typeof s.completeWithin === 'function' && typeof s.withTransaction === 'function';
+}
+
 /** True when `store` also implements {@link MarkStore}. */
 export function supportsMarks(store: DedupStore): store is DedupStore & MarkStore {
   const s = store as Partial<MarkStore>;
