@@ -1,4 +1,4 @@
-import { onceonly, stamp, UnrecoverableJobError } from '@onceonly/bullmq';
+import { addBulkStamped, addStamped, onceonly, stamp, UnrecoverableJobError } from '@onceonly/bullmq';
 import { InvalidIdError, MemoryStore } from '@onceonly/core';
 import { Worker, type Job } from 'bullmq';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -49,6 +49,26 @@ describe('BullMQ bad input: a clear typed failure, never a silent completion', (
     expect((failures[0] as UnrecoverableJobError).code).toBe(code);
     expect((failures[0] as UnrecoverableJobError).cause).toBeInstanceOf(InvalidIdError);
   });
+
+  it.each([
+    { what: 'an empty ID', id: '', code: 'ID_MISSING' },
+    { what: 'an oversized ID', id: 'x'.repeat(300), code: 'ID_TOO_LONG' },
+    { what: 'a non-string ID', id: 42, code: 'ID_INVALID' },
+    { what: 'an ID with a newline', id: 'a\nb', code: 'ID_INVALID' },
+  ] as { what: string; id: unknown; code: string }[])(
+    'the producer refuses a job already carrying $what ($code): nothing reaches the queue, not even the rest of a bulk add',
+    async ({ id, code }) => {
+      ctx = new BullmqTestContext(inject('redisUrl'));
+      const bad = { to: 'ada', onceonlyId: id };
+      await expect(addStamped(ctx.queue, 'task', bad)).rejects.toMatchObject({ name: 'InvalidIdError', code });
+      await expect(addBulkStamped(ctx.queue, [{ name: 'task', data: { to: 'bob' } }, { name: 'task', data: bad }])).rejects.toBeInstanceOf(InvalidIdError);
+      expect(await ctx.queue.count()).toBe(0);
+      expect(await ctx.queue.getJobCountByTypes('wait', 'delayed', 'active', 'completed', 'failed', 'prioritized')).toBe(0);
+      // The same call with a valid ID does add (control).
+      await addStamped(ctx.queue, 'task', { to: 'ada', onceonlyId: 'order-1' });
+      expect(await ctx.queue.count()).toBe(1);
+    },
+  );
 
   it('a stamped job still runs (control)', async () => {
     const { ran, state, done } = await run(stamp({ to: 'ada' }));

@@ -6,17 +6,28 @@ import type { OnceOnlyWorkerOptions } from './options.js';
 export type CreateWorkerOptions<D> = WorkerOptions & { onceonly?: OnceOnlyWorkerOptions<D> };
 
 /**
- * Builds a BullMQ `Worker` whose handler is effectively-once (see {@link onceonly}). Closing the worker
- * also stops the leases and closes the stores the wrapper created.
+ * Builds a BullMQ `Worker` whose handler is effectively-once (see {@link onceonly}).
+ *
+ * `worker.close()` waits for running jobs as BullMQ's does, but not forever: after `closeGraceMs`
+ * (default 10 s) the handlers still running are aborted (their `signal` fires with a
+ * `ProcessorClosedError`) and their jobs go back to the queue without using an attempt, so a handler
+ * that never returns cannot hang the close. `worker.close(true)` (force: do not wait for running jobs)
+ * aborts them at once. Closing also stops the leases and closes the stores the wrapper created. With a
+ * shared `processor`, closing it is up to you (set its `handlerTimeoutMs` to bound its handlers).
+ *
+ * @throws {InvalidOptionsError} naming each wrong or unknown onceonly option, before the Worker is made.
  */
 export function createWorker<D = unknown, R = unknown>(queueName: string, handler: JobHandler<D, R>, options: CreateWorkerOptions<D>): Worker<D, R> {
   const { onceonly: dedup, ...workerOptions } = options;
   const processor = onceonly<D, R>(handler, dedup?.processor ? dedup : { scope: queueName, ...dedup });
   const worker = new Worker<D, R>(queueName, processor, workerOptions);
   const close = worker.close.bind(worker);
-  worker.close = async (force?: boolean) => {
-    await close(force);
-    await processor.close();
+  let closing: Promise<void> | undefined;
+  worker.close = (force = false) => {
+    // BullMQ stops taking jobs and (unless forced) waits for the running ones; the wrapper meanwhile
+    // gives their handlers the grace period, then aborts them, so the wait ends.
+    closing ??= Promise.all([close(force), processor.close(force ? { graceMs: 0 } : {})]).then(() => undefined);
+    return closing;
   };
   return worker;
 }

@@ -1,4 +1,4 @@
-import { DedupProcessor, parseOptions, type DedupProcessorOptions } from '@onceonly/core';
+import { DedupProcessor, InvalidOptionsError, parseOptions, processorOptionsSchema, type DedupProcessorOptions } from '@onceonly/core';
 import type { Job } from 'bullmq';
 import { z } from 'zod';
 import { DEFAULT_STAMP_KEY } from './stamp.js';
@@ -24,9 +24,23 @@ export interface AdapterOptions<D = unknown> {
    * acked before its completion is recorded. Ignored with `processor`. @defaultValue true
    */
   coalesce?: boolean;
+  /**
+   * On close (`worker.close()` of {@link createWorker}, or the wrapper's `close()`), how long running
+   * handlers may take to finish before their `signal` is aborted. A handler that then settles releases
+   * its claim; one that does not is abandoned (its lease runs out and the next run is a takeover). Either
+   * way its job goes back to the queue without using an attempt, and the close resolves instead of
+   * waiting for a handler that never returns. `worker.close(true)` (force) aborts at once.
+   * Ignored with `processor` (close that processor yourself). @defaultValue 10000
+   */
+  closeGraceMs?: number;
 }
 
 export type OnceOnlyWorkerOptions<D = unknown> = AdapterOptions<D> & Partial<DedupProcessorOptions>;
+
+/** Default of `closeGraceMs`. */
+export const DEFAULT_CLOSE_GRACE_MS = 10_000;
+/** A scope to check the other processor options with when the scope comes from each job's queue. */
+const SCOPE_FOR_CHECK = 'queue';
 
 const adapterSchema = z
   .object({
@@ -34,6 +48,7 @@ const adapterSchema = z
     stampKey: z.string().min(1, 'must be a non-empty string').default(DEFAULT_STAMP_KEY),
     processor: z.instanceof(DedupProcessor, { message: 'must be a DedupProcessor' }).optional(),
     coalesce: z.boolean().default(true),
+    closeGraceMs: z.number().int().min(0).max(2_147_483_647).default(DEFAULT_CLOSE_GRACE_MS),
   });
 
 export interface ResolvedAdapterOptions {
@@ -41,15 +56,35 @@ export interface ResolvedAdapterOptions {
   stampKey: string;
   processor: DedupProcessor | undefined;
   coalesce: boolean;
+  closeGraceMs: number;
   dedup: Partial<DedupProcessorOptions>;
 }
 
-/** Splits adapter options from the processor's and validates the adapter's (the processor validates its own). */
+/**
+ * Splits adapter options from the processor's and validates both at once, whether or not a scope is
+ * given (without one, the scope is each job's queue name and the processor is built at its first job).
+ * @throws {InvalidOptionsError} naming each wrong or unknown option.
+ */
 export function resolveAdapterOptions(input: OnceOnlyWorkerOptions<never> | undefined): ResolvedAdapterOptions {
-  const { id, stampKey, processor, coalesce, ...dedup } = (input ?? {}) as OnceOnlyWorkerOptions<unknown>;
-  const adapter = parseOptions(adapterSchema, { id, stampKey, processor, coalesce }, 'onceonly BullMQ');
-  if (adapter.processor && Object.keys(dedup).length > 0) {
-    parseOptions(z.object({}).strict(), dedup, 'onceonly BullMQ (with "processor", configure the processor itself)');
+  if (input !== undefined && input !== null && (typeof input !== 'object' || Array.isArray(input))) {
+    throw new InvalidOptionsError(`invalid onceonly BullMQ options: must be an object, got ${Array.isArray(input) ? 'an array' : typeof input}`);
   }
-  return { id: adapter.id as IdSource<unknown>, stampKey: adapter.stampKey, processor: adapter.processor, coalesce: adapter.coalesce, dedup };
+  const { id, stampKey, processor, coalesce, closeGraceMs, ...dedup } = (input ?? {}) as OnceOnlyWorkerOptions<unknown>;
+  const adapter = parseOptions(adapterSchema, { id, stampKey, processor, coalesce, closeGraceMs }, 'onceonly BullMQ');
+  if (adapter.processor) {
+    if (Object.keys(dedup).length > 0) {
+      parseOptions(z.object({}).strict(), dedup, 'onceonly BullMQ (with "processor", configure the processor itself)');
+    }
+  } else {
+    // The processor's own checks, now rather than at the first job (which would fail every job).
+    parseOptions(processorOptionsSchema, { ...dedup, scope: dedup.scope === undefined ? SCOPE_FOR_CHECK : dedup.scope }, 'onceonly BullMQ');
+  }
+  return {
+    id: adapter.id as IdSource<unknown>,
+    stampKey: adapter.stampKey,
+    processor: adapter.processor,
+    coalesce: adapter.coalesce,
+    closeGraceMs: adapter.closeGraceMs,
+    dedup,
+  };
 }

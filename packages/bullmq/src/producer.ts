@@ -21,6 +21,10 @@ function withJobId<O extends JobsOptions | BulkJobOptions>(data: JobData, opts: 
 /**
  * `queue.add` with a stamped message ID in `data` (see {@link stamp}). Stamp once and re-add the
  * returned job's data to retry an add: the ID stays the same, so the consumer recognises the repeat.
+ *
+ * @throws {InvalidIdError} (rejects) when the ID `data` already carries is one the worker would refuse
+ * (empty, not a string, longer than `maxIdBytes`, control characters); nothing is added.
+ * @throws {InvalidOptionsError} (rejects) on wrong options or data that cannot carry a stamp.
  */
 export async function addStamped<D extends JobData>(
   queue: QueueLike<D>,
@@ -33,7 +37,12 @@ export async function addStamped<D extends JobData>(
   return queue.add(name, stamped, withJobId(stamped, opts, options));
 }
 
-/** `queue.addBulk` with every job's data stamped (jobs that already carry an ID keep it). */
+/**
+ * `queue.addBulk` with every job's data stamped (jobs that already carry an ID keep it).
+ *
+ * @throws {InvalidIdError} (rejects) when any job carries an ID the worker would refuse; every job is
+ * checked before the call, so nothing of the batch is added.
+ */
 export async function addBulkStamped<D extends JobData>(
   queue: QueueLike<D>,
   jobs: readonly { name: string; data: D; opts?: BulkJobOptions }[],

@@ -1,4 +1,4 @@
-import { contentId, InvalidOptionsError, uuidv7, validateId } from '@onceonly/core';
+import { contentId, DEFAULT_MAX_ID_BYTES, InvalidOptionsError, uuidv7, validateId } from '@onceonly/core';
 
 /** Where a job's message ID lives: a reserved property of `job.data`. */
 export const DEFAULT_STAMP_KEY = 'onceonlyId';
@@ -18,6 +18,11 @@ export interface StampOptions {
    * redeliveries. @defaultValue false
    */
   jobId?: boolean;
+  /**
+   * Upper bound of an ID's UTF-8 length, checked here so a job the worker would refuse is never added.
+   * Keep it equal to the worker's `maxIdBytes`. @defaultValue 256 (the worker's default)
+   */
+  maxIdBytes?: number;
 }
 
 /** A job's data as BullMQ carries it: JSON. Stamping needs a plain object to put the ID in. */
@@ -34,29 +39,44 @@ function checkKey(key: string): string {
   return key;
 }
 
+/** The same bounds as the processor's `maxIdBytes` option. */
+function checkMaxIdBytes(value: number | undefined): number {
+  if (value === undefined) return DEFAULT_MAX_ID_BYTES;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 4096) {
+    throw new InvalidOptionsError(`"maxIdBytes" must be an integer from 1 to 4096, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
 /**
  * Returns `data` with a message ID under `key` (a copy; `data` is not changed). Data that already carries
- * an ID keeps it, so stamping twice (e.g. a retried `add`) never changes a job's identity.
+ * an ID keeps it, so stamping twice (e.g. a retried `add`) never changes a job's identity; that ID is
+ * checked as the worker checks it (a string, non-empty, at most `maxIdBytes` bytes, no control
+ * characters), so a job the worker could only fail is refused here, before it reaches the queue.
  *
- * @throws {InvalidOptionsError} when `data` is not a plain object (wrap it: `{ value: data }`).
- * @throws {InvalidIdError} when a business key is not a valid ID.
+ * @throws {InvalidOptionsError} when `data` is not a plain object (wrap it: `{ value: data }`), or an option is wrong.
+ * @throws {InvalidIdError} when the ID the data carries, or a business key, is not a valid ID.
  */
 export function stamp<T extends JobData>(data: T, options: StampOptions = {}): T & Record<string, string> {
   const key = checkKey(options.key ?? DEFAULT_STAMP_KEY);
+  const maxBytes = checkMaxIdBytes(options.maxIdBytes);
   if (!isPlainObject(data)) {
     throw new InvalidOptionsError(
       `job data must be a plain object to carry the "${key}" stamp, got ${Array.isArray(data) ? 'an array' : data === null ? 'null' : typeof data}; wrap it (e.g. { value })`,
     );
   }
   const existing = data[key];
-  if (existing !== undefined) return data as T & Record<string, string>;
-  return { ...data, [key]: newId(data, options.id) };
+  if (existing !== undefined) {
+    validateId(existing, { maxBytes, label: `job data "${key}"` });
+    return data as T & Record<string, string>;
+  }
+  return { ...data, [key]: newId(data, options.id, maxBytes) };
 }
 
-function newId(data: JobData, source: StampOptions['id']): string {
+function newId(data: JobData, source: StampOptions['id'], maxBytes: number): string {
   if (source === undefined || source === 'uuidv7') return uuidv7();
   if (source === 'content') return contentId(data);
-  return validateId(source, { label: 'business key' });
+  return validateId(source, { maxBytes, label: 'business key' });
 }
 
 /** Reads the stamp of a job's data, or `undefined` when there is none. */

@@ -1,11 +1,14 @@
 import {
   DedupProcessor,
   InvalidIdError,
+  InvalidOptionsError,
   MemoryStore,
   type DedupStore,
   OnceOnlyError,
   type HandlerContext,
   type Outcome,
+  ProcessorClosedError,
+  type ProcessOptions,
 } from '@onceonly/core';
 import { DelayedError, type Job } from 'bullmq';
 import { coalesceStore } from './coalescing-store.js';
@@ -28,8 +31,21 @@ export type JobHandler<D = unknown, R = unknown> = (job: Job<D>, context: JobCon
 export type WrappedProcessor<D = unknown, R = unknown> = ((job: Job<D>, token?: string, signal?: AbortSignal) => Promise<R>) & {
   /** The processor(s) deduplicating for this wrapper, one per scope. */
   readonly processors: () => DedupProcessor[];
-  /** Stops keeping leases and closes the stores the wrapper created. */
-  readonly close: () => Promise<void>;
+  /**
+   * Closes the wrapper: jobs that reach it from now on go back to the queue unrun; running handlers get
+   * `graceMs` to finish, then their `signal` is aborted (reason: a `ProcessorClosedError`) and their jobs
+   * go back to the queue without using an attempt (a handler that ignores the abort is given up on: its
+   * claim expires and the next run is a takeover). Resolves once every running job has settled, then
+   * closes the stores the wrapper created. A shared `processor` is not closed: close it yourself.
+   *
+   * With a plain `Worker`, call it alongside `worker.close()`, which waits for running jobs:
+   * `await Promise.all([worker.close(), wrapped.close()])`. (`createWorker` does this for you.)
+   *
+   * @param options.graceMs how long running handlers may take before they are aborted.
+   * @defaultValue the `closeGraceMs` option (10 s)
+   * @throws {InvalidOptionsError} when `graceMs` is not a non-negative integer.
+   */
+  readonly close: (options?: { graceMs?: number }) => Promise<void>;
 };
 
 /**
@@ -40,13 +56,22 @@ export type WrappedProcessor<D = unknown, R = unknown> = ((job: Job<D>, token?: 
  * | processed | completes with the handler's result |
  * | duplicate | completes without running the handler; its return value is the recorded result (`recordResults`) |
  * | in-progress | moves to delayed and comes back after `retryAfterMs`, without using an attempt |
+ * | in-progress in this process (a duplicate of a job this worker is running) | the same: moved to delayed, so it never holds a concurrency slot while it waits |
  * | handler threw | claim released; BullMQ's `attempts`/`backoff` apply. `UnrecoverableError` is terminal (remembered with `rememberFailures`) |
+ * | handler ran past `handlerTimeoutMs` | its `signal` aborts with a `HandlerTimeoutError` (`HANDLER_TIMEOUT`, retriable): BullMQ's `attempts`/`backoff` apply. If it settled after the abort its claim was released; if not, the claim expires after `leaseMs` and the retry is a takeover (`onTakeover` decides) |
+ * | worker closing (see `close`, `closeGraceMs`) | running handlers are aborted after the grace period; their jobs go back to the queue without using an attempt |
  * | store unavailable | throws the retriable `StoreUnavailableError`: BullMQ retries it, nothing is marked |
  * | bad ID, conflict, remembered failure, dead-letter | fails at once with an `UnrecoverableJobError` (`code` in `failedReason`) |
  * | lease lost | throws the retriable `LeaseLostError`; the retry finds the new owner's record |
  *
  * The scope defaults to the job's queue name. Works with any `concurrency`: claims and completions of
- * concurrent jobs share store round trips (see `coalesce`).
+ * concurrent jobs share store round trips (see `coalesce`). A duplicate of a job this process is running
+ * is answered `in-progress` at once (the processor's `singleFlight: 'in-progress'`), unless the options
+ * set `singleFlight` (e.g. `'wait'`: it then waits for the first in its concurrency slot).
+ *
+ * Every option is checked here, whether or not `scope` or `processor` is given.
+ *
+ * @throws {InvalidOptionsError} naming each wrong or unknown option.
  *
  * @example
  * const worker = new Worker('emails', onceonly(async (job, { id, token }) => send(job.data), { store }), { connection });
@@ -76,12 +101,18 @@ export function onceonly<D = unknown, R = unknown>(handler: JobHandler<D, R>, op
     }
     return processor;
   };
-  // Validate the processor options now, not at the first job.
+  // With a known scope the processor is built now (the options were all checked above either way).
   if (!resolved.processor && resolved.dedup.scope !== undefined) processorFor(resolved.dedup.scope);
 
   const idOf = idReader(resolved.id as IdSource<D>, resolved.stampKey);
+  // A duplicate of a running job is parked as a delayed job rather than waiting in a concurrency slot,
+  // unless the user chose the processor's singleFlight behaviour.
+  const processOptions: ProcessOptions = !resolved.processor && resolved.dedup.singleFlight !== undefined ? {} : { singleFlight: 'in-progress' };
+  const running = new Set<Promise<unknown>>(); // jobs in this wrapper now, settled or not
+  let closing: Promise<void> | undefined;
 
-  const wrapped = async (job: Job<D>, lockToken?: string): Promise<R> => {
+  const runJob = async (job: Job<D>, lockToken: string | undefined): Promise<R> => {
+    if (closing) return requeue(job, lockToken, new ProcessorClosedError('the onceonly wrapper is closing: the job goes back to the queue unrun'));
     const processor = processorFor(job.queueName);
     let id: unknown;
     try {
@@ -89,18 +120,61 @@ export function onceonly<D = unknown, R = unknown>(handler: JobHandler<D, R>, op
     } catch (error) {
       throw error instanceof OnceOnlyError ? new UnrecoverableJobError(error) : error;
     }
-    const outcome = await processor.process<D, R>({ id, payload: job.data }, (context) =>
-      handler(job, { ...withoutPayload(context), job, lockToken }),
+    let signal: AbortSignal | undefined;
+    const outcome = await processor.process<D, R>(
+      { id, payload: job.data },
+      (context) => {
+        signal = context.signal;
+        return handler(job, { ...withoutPayload(context), job, lockToken });
+      },
+      processOptions,
     );
+    // Stopped by a close, not by a fault of the job: back to the queue without using an attempt.
+    if (outcome.status === 'failed' && !outcome.terminal && (isClosed(outcome.error) || isClosed(signal?.reason))) {
+      return requeue(job, lockToken, outcome.error);
+    }
     return settle(outcome, job, lockToken);
+  };
+
+  const wrapped = (job: Job<D>, lockToken?: string): Promise<R> => {
+    const run = runJob(job, lockToken);
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    running.add(settled);
+    void settled.then(() => running.delete(settled));
+    return run;
+  };
+
+  const close = async (graceMs: number): Promise<void> => {
+    // The processors wait up to graceMs for their handlers, abort them, and resolve once every process()
+    // call has an outcome; the jobs then settle with BullMQ (completed, failed, or back to the queue).
+    await Promise.all(created.map((p) => p.close({ graceMs })));
+    if (created.length > 0) await Promise.all(running);
+    await Promise.all(owned.map((s) => s.close()));
   };
   return Object.assign(wrapped, {
     processors: () => (resolved.processor ? [resolved.processor] : [...created]),
-    close: async () => {
-      await Promise.all(created.map((p) => p.close()));
-      await Promise.all(owned.map((s) => s.close()));
+    close: (options: { graceMs?: number } = {}) => {
+      const graceMs = options.graceMs ?? resolved.closeGraceMs;
+      if (typeof graceMs !== 'number' || !Number.isInteger(graceMs) || graceMs < 0) {
+        return Promise.reject(new InvalidOptionsError(`invalid close options: "graceMs" must be a non-negative integer, got ${String(graceMs)}`));
+      }
+      closing ??= close(graceMs);
+      return closing;
     },
   });
+}
+
+function isClosed(error: unknown): boolean {
+  return error instanceof OnceOnlyError && error.code === 'PROCESSOR_CLOSED';
+}
+
+/** Puts a job back in the queue (as a delayed job due now) without using an attempt. */
+async function requeue(job: Job, lockToken: string | undefined, error: Error): Promise<never> {
+  await job.moveToDelayed(Date.now(), lockToken);
+  throw new DelayedError(error instanceof OnceOnlyError ? `${error.code}: ${error.message}` : error.message);
 }
 
 function withoutPayload<D>(context: HandlerContext<D>): Omit<HandlerContext<D>, 'payload'> {
