@@ -221,5 +221,8 @@ async function settle<D, R>(outcome: Outcome<R>, job: Job<D>, lockToken: string 
     case 'lease-lost':
     case 'store-unavailable':
       throw outcome.error;
+    case 'dead-lettered':
+      // Only batches with a dead-letter hook answer this; a job's failure path is BullMQ's own.
+      throw outcome.error instanceof OnceOnlyError ? new UnrecoverableJobError(outcome.error) : outcome.error;
   }
 }

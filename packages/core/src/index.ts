@@ -21,6 +21,30 @@ export type {
 } from './store/store.js';
 export { advanceMark, isTransactional, MAX_WINDOW_MS, supportsMarks } from './store/store.js';
 export { MemoryStore, type MemoryStoreOptions, type MemoryStoreStats } from './store/memory-store.js';
+export type {
+  AdminCountOptions,
+  AdminCounts,
+  AdminEntry,
+  AdminListOptions,
+  AdminPage,
+  AdminPurgeProgress,
+  AdminPurgeResult,
+  AdminPurgeScopeOptions,
+  AdminRecord,
+  AdminRecordState,
+  AdminStore,
+} from './store/admin.js';
+export {
+  ADMIN_RECORD_STATES,
+  adminCountOptionsSchema,
+  adminListOptionsSchema,
+  adminPurgeScopeOptionsSchema,
+  MAX_ADMIN_BATCH,
+  parseAdminCountOptions,
+  parseAdminListOptions,
+  parseAdminPurgeScopeOptions,
+  supportsAdmin,
+} from './store/admin.js';
 export {
   CallbackError,
   type CallbackName,
@@ -46,6 +70,7 @@ export { uuidv7, uuidv7Timestamp } from './ids/uuidv7.js';
 export { canonicalJson } from './ids/canonical-json.js';
 export { contentId, fingerprintOf } from './ids/content-id.js';
 export { DedupProcessor, type CloseOptions, type ProcessOptions, type ProcessorStats } from './processor/dedup-processor.js';
+export { DEAD_LETTERED, type BatchMark, type BatchMessage, type BatchOptions, type PoisonInfo } from './processor/batch-runner.js';
 export {
   processorOptionsSchema,
   parseOptions,
@@ -61,6 +86,7 @@ export {
   isDone,
   type BatchResult,
   type ConflictOutcome,
+  type DeadLetteredOutcome,
   type DuplicateOutcome,
   type FailedOutcome,
   type InProgressOutcome,

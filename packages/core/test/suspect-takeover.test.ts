@@ -66,8 +66,15 @@ describe('suspect takeovers', () => {
 
   it('a batch that goes stale before reaching a taken-over ID leaves it suspect', async () => {
     const { make } = await afterDeadOwner({ onTakeover: 'dead-letter' });
-    let calls = 0;
-    const batch = await make().processBatch([{ id: 'a' }, { id: 'm1' }], () => 'ok', { shouldContinue: () => calls++ < 1 });
+    let stale = false;
+    const batch = await make().processBatch(
+      [{ id: 'a' }, { id: 'm1' }],
+      () => {
+        stale = true; // a rebalance while 'a' runs
+        return 'ok';
+      },
+      { shouldContinue: () => !stale },
+    );
     expect(batch.done).toBe(1);
     const outcome = await make().process({ id: 'm1' }, () => 'ran');
     expect(outcome.status === 'failed' && outcome.error).toBeInstanceOf(TakeoverDeadLetterError);

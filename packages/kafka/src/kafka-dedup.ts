@@ -3,11 +3,14 @@ import {
   InvalidIdError,
   supportsMarks,
   toError,
+  type BaseHandlerContext,
+  type BatchMessage,
   type HandlerContext,
   type MarkRange,
-  type Message,
   type Outcome,
+  type PoisonInfo,
 } from '@onceonly/core';
+import { publishDeadLetter } from './dead-letter.js';
 import type { ConsumerRunConfig, KafkaMessage } from 'kafkajs';
 import { messageId } from './message-id.js';
 import { parseKafkaDedupOptions, type KafkaDedupOptions, type ResolvedKafkaDedupOptions } from './options.js';
@@ -157,62 +160,82 @@ export class KafkaDedup {
   }
 
   async #consume<R>(topic: string, partition: number, messages: readonly KafkaMessage[], handler: KafkaHandler<R>, controls: PartitionControls): Promise<void> {
-    const { header, idSource, maxClaimBatch, inProgressMaxWaitMs, heartbeatMs } = this.options;
+    const { maxClaimBatch, inProgressMaxWaitMs, heartbeatMs, concurrency, ordering, flush, retry } = this.options;
     let index = 0;
     let waits = 0;
     while (index < messages.length) {
       if (!controls.isActive()) return;
-
-      // IDs up to the first message whose ID cannot be read: nothing after it may run before it.
-      const chunk: KafkaMessage[] = [];
-      const inputs: Message<Buffer>[] = [];
-      let unreadable: InvalidIdError | undefined;
-      for (let i = index; i < messages.length && chunk.length < maxClaimBatch; i++) {
-        const message = messages[i]!;
-        try {
-          inputs.push({ id: messageId(idSource, header, message, topic, partition), payload: message.value ?? undefined });
-        } catch (error) {
-          if (!(error instanceof InvalidIdError)) throw error;
-          unreadable = error;
-          break;
-        }
-        chunk.push(message);
-      }
-      if (chunk.length === 0) throw withWhere(unreadable!, topic, partition, messages[index]!.offset);
-
+      const slice = index === 0 ? messages : messages.slice(index);
+      const inputs = slice.map((message) => this.#input(topic, partition, message));
+      // The handler runs once per ID (repeats are answered by their first occurrence).
       const byId = new Map<unknown, KafkaMessage>();
-      chunk.forEach((message, i) => {
-        if (!byId.has(inputs[i]!.id)) byId.set(inputs[i]!.id, message);
-      });
-      const run = (context: HandlerContext<Buffer>) => {
-        const message = byId.get(context.id)!;
-        return handler(message, { ...context, topic, partition, offset: message.offset });
-      };
+      for (let i = 0; i < slice.length; i++) if (!byId.has(inputs[i]!.id)) byId.set(inputs[i]!.id, slice[i]!);
+      const run = (context: BaseHandlerContext<Buffer> & { readonly tx?: unknown }) => handler(byId.get(context.id)!, kafkaContext(context, topic, partition, byId.get(context.id)!.offset));
 
-      // A chunk after the first continues the run of the previous one, across offsets Kafka left out
+      // A later call continues the mark's run of the previous one, across offsets Kafka left out
       // (transaction markers, compaction).
       const from = index > 0 ? Number(messages[index - 1]!.offset) + 1 : undefined;
+      const deadLetter = this.options.deadLetter;
       const { result, heartbeatError } = await this.#withHeartbeats(controls, (isActive) =>
-        this.processor.processBatch(inputs, run, { shouldContinue: isActive, ...this.#mark(topic, partition, chunk, from) }),
+        this.processor.processBatch(inputs, run, {
+          shouldContinue: isActive,
+          claimChunk: maxClaimBatch,
+          concurrency,
+          ordering,
+          flush,
+          retry,
+          // Retries wait here, heartbeating, and give up waiting when the batch goes stale.
+          wait: async (ms) => {
+            await waitWithHeartbeat(ms, heartbeatMs, controls.heartbeat, () => !isActive());
+            return isActive();
+          },
+          // Offsets are resolved as the done prefix grows: only once its completions are acknowledged.
+          onDone: (done) => controls.resolveOffset(slice[done - 1]!.offset),
+          ...(deadLetter ? { deadLetter: (_message, i, poison) => this.#deadLetter(topic, partition, slice[i]!, poison) } : {}),
+          ...this.#mark(topic, partition, slice, from),
+        }),
       );
-      // Completions are recorded by now: only done messages are resolved, in order.
-      for (let i = 0; i < result.done; i++) controls.resolveOffset(chunk[i]!.offset);
       index += result.done;
       if (heartbeatError !== undefined) throw heartbeatError;
       if (result.done > 0) waits = 0;
-      if (result.done === chunk.length) continue;
+      if (result.done === slice.length) continue;
 
       const stopper: Outcome<R> | undefined = result.outcomes[result.done];
-      if (stopper === undefined) return; // stopped early: the batch went stale or the consumer is stopping
+      if (stopper === undefined) {
+        if (!controls.isActive()) return; // stopped early: the batch went stale or the consumer is stopping
+        continue; // messages left unstarted behind running ones: go on from the done prefix
+      }
       if (stopper.status === 'in-progress') {
         // Another consumer holds it (e.g. right after a rebalance): never skip it, never commit past it.
         const delay = Math.min(inProgressMaxWaitMs, stopper.retryAfterMs * 2 ** Math.min(waits++, 6));
         await waitWithHeartbeat(delay, heartbeatMs, controls.heartbeat, () => !controls.isActive());
         continue;
       }
-      if (stopper.status === 'processed' || stopper.status === 'duplicate') continue; // not a stopper (never happens)
-      throw withWhere(stopper.error, topic, partition, chunk[result.done]!.offset);
+      if (stopper.status === 'processed' || stopper.status === 'duplicate' || stopper.status === 'dead-lettered') continue; // not a stopper (never happens)
+      throw withWhere(stopper.error, topic, partition, slice[result.done]!.offset);
     }
+  }
+
+  /** A message as the processor sees it: its ID (or why it has none), payload, ordering key and coordinates. */
+  #input(topic: string, partition: number, message: KafkaMessage): BatchMessage<Buffer> {
+    const { header, idSource } = this.options;
+    const where = { topic, partition, offset: message.offset };
+    const key = message.key === null || message.key === undefined ? null : typeof message.key === 'string' ? message.key : message.key.toString('latin1');
+    try {
+      return { id: messageId(idSource, header, message, topic, partition), payload: message.value ?? undefined, key, where };
+    } catch (error) {
+      // A bad ID is poison like any other: dead-lettered, or the consumer stops at it.
+      const idError =
+        error instanceof InvalidIdError ? error : new InvalidIdError('ID_INVALID', `the idSource function threw: ${toError(error).message}`);
+      return { id: undefined, payload: message.value ?? undefined, key, where, idError: withWhere(idError, topic, partition, message.offset) as InvalidIdError };
+    }
+  }
+
+  /** Publishes a poison message to its dead-letter topic (acknowledged before its offset is resolved). */
+  async #deadLetter(topic: string, partition: number, message: KafkaMessage, poison: PoisonInfo): Promise<void> {
+    const deadLetter = this.options.deadLetter!;
+    const target = typeof deadLetter.topic === 'function' ? deadLetter.topic(topic) : (deadLetter.topic ?? `${topic}.DLT`);
+    await publishDeadLetter(deadLetter.producer, target, { topic, partition, message, group: this.options.groupId }, poison);
   }
 
   #mark(topic: string, partition: number, chunk: readonly KafkaMessage[], from: number | undefined) {
@@ -243,6 +266,25 @@ export class KafkaDedup {
 /** The mark's name within the scope: `<topic>:<partition>` (Kafka topic names never hold `:`). */
 export function markName(topic: string, partition: number): string {
   return `${topic}:${partition}`;
+}
+
+/** The Kafka handler's context, built field by field (no spread: this runs once per message). */
+function kafkaContext(context: BaseHandlerContext<Buffer> & { readonly tx?: unknown }, topic: string, partition: number, offset: string): KafkaHandlerContext {
+  const kafka: { -readonly [K in keyof KafkaHandlerContext]?: KafkaHandlerContext[K] } & { tx?: unknown } = {
+    scope: context.scope,
+    id: context.id,
+    payload: context.payload,
+    token: context.token,
+    signal: context.signal,
+    takeover: context.takeover,
+    replayed: false,
+    topic,
+    partition,
+    offset,
+  };
+  if (context.shadowOf !== undefined) kafka.shadowOf = context.shadowOf;
+  if (context.tx !== undefined) kafka.tx = context.tx;
+  return kafka as KafkaHandlerContext;
 }
 
 /** Adds where the failure happened to the error, for logs (the error keeps its class and code). */

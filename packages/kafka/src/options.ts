@@ -1,4 +1,5 @@
 import { parseOptions, type DedupProcessorOptions, type DedupStore } from '@onceonly/core';
+import type { DeadLetterProducer } from './dead-letter.js';
 import { z } from 'zod';
 import { DEFAULT_ID_HEADER, type IdSource } from './message-id.js';
 
@@ -31,6 +32,52 @@ export const kafkaDedupOptionsSchema = z.strictObject({
   inProgressMaxWaitMs: z.number().int().min(10).default(2_000),
   /** How often a running batch heartbeats to the group. @defaultValue 1000 */
   heartbeatMs: z.number().int().min(10).default(1_000),
+  /**
+   * Handlers running at once per partition. With more than 1, `ordering` decides which may overlap;
+   * offsets are committed over the contiguous completed prefix only. @defaultValue 1
+   */
+  concurrency: z.number().int().min(1).max(10_000).default(1),
+  /**
+   * With `concurrency` > 1: `'key'` runs messages with the same Kafka key in order and different keys
+   * in parallel (messages without a key are unordered); `'none'` runs any message as soon as a slot is
+   * free. @defaultValue 'key'
+   */
+  ordering: z.enum(['key', 'none']).default('key'),
+  /**
+   * Completions are recorded as handlers finish, coalesced: a flush goes out when `maxPending` wait or
+   * the oldest waited `maxDelayMs`. A crash re-runs at most the running handlers plus the completions
+   * not yet acknowledged. @defaultValue { maxPending: 100, maxDelayMs: 10 }
+   */
+  flush: z
+    .strictObject({ maxPending: z.number().int().min(1).max(100_000).optional(), maxDelayMs: z.number().int().min(0).max(60_000).optional() })
+    .default({}),
+  /**
+   * Retryable handler errors are retried in place with exponential backoff (heartbeating meanwhile)
+   * up to `maxAttempts` runs; after that the message is poison: dead-lettered with `deadLetter`,
+   * else the consumer stops at it. @defaultValue { maxAttempts: 5, backoffMs: 100, maxBackoffMs: 5000 }
+   */
+  retry: z
+    .strictObject({
+      maxAttempts: z.number().int().min(1).max(1_000).default(5),
+      backoffMs: z.number().int().min(0).max(3_600_000).default(100),
+      maxBackoffMs: z.number().int().min(0).max(3_600_000).default(5_000),
+    })
+    .default({ maxAttempts: 5, backoffMs: 100, maxBackoffMs: 5_000 }),
+  /**
+   * Where messages that can never succeed go (bad ID, payload conflict, remembered failure,
+   * dead-lettered takeover, terminal handler error, retries exhausted): published to a dead-letter
+   * topic with their key, value and headers plus `onceonly-dlt-*` diagnostic headers, recorded as
+   * failed, and committed past, so the group never stops. Without it, such a message stops the
+   * consumer at its offset and a `poisoned` event fires.
+   */
+  deadLetter: z
+    .strictObject({
+      /** A connected producer (kafkajs or Confluent's KafkaJS API). Its `send` must be acknowledged by all in-sync replicas. */
+      producer: z.custom<DeadLetterProducer>((v) => typeof (v as { send?: unknown } | null)?.send === 'function', 'must be a producer with send()'),
+      /** The dead-letter topic of a source topic. @defaultValue `<topic>.DLT` */
+      topic: z.union([z.string().min(1), z.custom<(topic: string) => string>(isFunction, 'must be a string or a function')]).optional(),
+    })
+    .optional(),
   /** Options of the underlying `DedupProcessor` (window, lease, fingerprint, policies, ...). */
   processor: z.custom<Omit<DedupProcessorOptions, 'scope' | 'store'>>((v) => typeof v === 'object' && v !== null, 'must be an object').optional(),
 });

@@ -17,26 +17,15 @@ import {
 import { fingerprintOf } from '../ids/content-id.js';
 import { validateId } from '../ids/validate-id.js';
 import { MemoryStore } from '../store/memory-store.js';
-import {
-  isTransactional,
-  supportsMarks,
-  type ClaimRequest,
-  type ClaimResult,
-  type DedupRecord,
-  type DedupStore,
-  type MarkAdvance,
-  type MarkRef,
-  type TransactionalStore,
-  type TransitionResult,
-  type TxOf,
-} from '../store/store.js';
+import { isTransactional, type ClaimRequest, type ClaimResult, type DedupRecord, type DedupStore, type TransactionalStore, type TxOf } from '../store/store.js';
 import type { BaseHandlerContext, Handler, Message } from './context.js';
 import { Emitter, type ProcessorEvents } from './events.js';
 import { LeaseKeeper, type KeptLease } from './lease-keeper.js';
 import { resolveProcessorOptions, type DedupProcessorOptions, type ResolvedProcessorOptions, type SingleFlight } from './options.js';
-import { isDone, type BatchResult, type FailedOutcome, type InProgressOutcome, type Outcome, type OutcomeStatus, type ProcessedOutcome } from './outcome.js';
+import { BatchRun, type BatchMessage, type BatchOptions } from './batch-runner.js';
+import type { AnyHandler, BatchHost, Prepared, Ran, ShadowReason } from './internal.js';
+import type { BatchResult, FailedOutcome, InProgressOutcome, Outcome, OutcomeStatus, ProcessedOutcome } from './outcome.js';
 
-type ShadowReason = 'duplicate' | 'in-progress' | 'conflict' | 'failed';
 
 /** Counters of everything a processor decided, for metrics. */
 export type ProcessorStats = Record<OutcomeStatus, number> & {
@@ -96,23 +85,7 @@ const JSON_SERIALIZER = {
   deserialize: (text: string) => JSON.parse(text) as unknown,
 };
 
-/**
- * What running a handler under a claim gave: a result to complete (or, with a transactional store,
- * already completed: `completed`), or an outcome with the claim settled.
- */
-type Ran<R> =
-  | { kind: 'done'; result: R; serialized: string | undefined; completed?: TransitionResult }
-  | { kind: 'outcome'; outcome: Outcome<R> };
 
-/** A handler as the processor calls it: `tx` is given only with a transactional store. */
-type AnyHandler<P, R> = (context: BaseHandlerContext<P> & { readonly tx?: unknown }) => R | Promise<R>;
-
-/** A validated message, ready to claim. */
-interface Prepared<P> {
-  readonly id: string;
-  readonly payload: P | undefined;
-  readonly fingerprint: string | undefined;
-}
 
 /**
  * Turns at-least-once delivery into effectively-once processing: for each (scope, message ID) the
@@ -141,6 +114,8 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
   /** `process` and `processBatch` calls under way, so `close()` can let them record what they did. */
   readonly #calls = new Set<Promise<unknown>>();
   #closed = false;
+  /** The steps a batch run uses (see batch-runner.ts). */
+  readonly #host: BatchHost;
   readonly #leases: LeaseKeeper;
   readonly #ownsStore: boolean;
   /** The store, when it completes inside the handler's transaction. */
@@ -154,6 +129,7 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
     failed: 0,
     'lease-lost': 0,
     'store-unavailable': 0,
+    'dead-lettered': 0,
     takeovers: 0,
     failOpen: 0,
     shadowed: 0,
@@ -179,6 +155,30 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
       },
       onStoreError: (lease, error) => this.#storeError(lease.id, 'extend', error),
     });
+    this.#host = {
+      scope: this.scope,
+      store: this.store,
+      options: this.options,
+      isClosed: () => this.#closed,
+      storeErrors: () => this.#stats.storeErrors,
+      prepare: (message) => this.#prepare(message),
+      invalid: (id, error) => this.#failed(safeId(id), error, true, false, false),
+      claimRequest: (p) => this.#claimRequest(p),
+      runClaimed: (p, token, takeover, handler, controller, shared, deferFailure) => this.#runClaimed(p, token, takeover, handler, controller, shared, deferFailure),
+      answerExisting: (p, claim, handler) => this.#answerExisting(p, claim, handler),
+      runUnprotected: (p, handler, why) => this.#runUnprotected(p, handler, why),
+      repeatConflict: (p, record, handler) => this.#repeatConflict(p, record, handler),
+      recordOf: (first, claim) => this.#recordOf(first, claim),
+      completedRecord: (outcome) => this.#completedRecord(outcome),
+      storeUnavailable: (id, thrown, handlerRan) => this.#storeUnavailable(id, thrown, handlerRan),
+      leaseLost: (id, token, result) => this.#leaseLost(id, token, result),
+      storeError: (id, operation, thrown) => this.#storeError(id, operation, thrown),
+      withAttempts: (operation) => this.#withAttempts(operation),
+      keepLease: (lease) => this.#leases.keep(lease),
+      dropLease: (lease) => this.#leases.drop(lease),
+      emit: (outcome) => this.#emit(outcome),
+      poisoned: ({ where, ...event }) => this.#events.emit('poisoned', { scope: this.scope, ...event, ...(where ? { where } : {}) }),
+    };
   }
 
   /** Subscribes to an event; returns a function that unsubscribes. */
@@ -241,12 +241,16 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
   }
 
   /**
-   * Processes a batch in order with one store round trip to claim it and one to complete it. Stops at the
-   * first message that is not done, releases the claims it will not finish, and reports how many leading
-   * messages are done, so a consumer never commits past an unfinished one. Repeats of an ID inside the
-   * batch are answered by their first occurrence; a repeat with a different payload is a conflict, as
-   * two separate deliveries would be (`onConflict`). The batch also stops, before running anything
-   * more, as soon as the store fails or reports itself unreachable (fail-closed).
+   * Processes a batch: one store round trip claims it (or each `claimChunk`), handlers run in order (or
+   * `concurrency` at once, per-key order), and completions are sent in coalesced flushes as handlers
+   * finish (a fast batch: one round trip). It stops starting messages at the first one that is not done,
+   * releases the claims it will not finish, and reports how many leading messages are done (`onDone`
+   * as it grows), so a consumer never commits past an unfinished one. Repeats of an ID inside the batch
+   * are answered by their first occurrence; a repeat with a different payload is a conflict, as two
+   * separate deliveries would be (`onConflict`). The batch also stops, before running anything more, as
+   * soon as the store fails or reports itself unreachable (fail-closed). With `retry`, retryable handler
+   * failures are retried in place; with `deadLetter`, messages that can never succeed are handed over
+   * and the batch moves on (see {@link BatchOptions}).
    *
    * @param options.shouldContinue checked before each message; returning false (e.g. the batch went stale
    * after a rebalance) stops the batch there.
@@ -256,211 +260,12 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
    * advanced over the leading done messages in the completion round trip (from `from`, when positions
    * before the first message are known to hold nothing to process). Ignored by other stores.
    */
-  async processBatch<P, R>(
-    messages: readonly Message<P>[],
-    handler: Handler<P, R, TxOf<S>>,
-    options: { shouldContinue?: () => boolean; mark?: { ref: MarkRef; positions: readonly number[]; skip: boolean; from?: number } } = {},
-  ): Promise<BatchResult<R>> {
+  async processBatch<P, R>(messages: readonly BatchMessage<P>[], handler: Handler<P, R, TxOf<S>>, options: BatchOptions<P> = {}): Promise<BatchResult<R>> {
     if (this.#closed) {
       const outcomes = messages.length > 0 ? [this.#emit(this.#closedOutcome(messages[0]!))] : [];
       return { outcomes, done: 0 };
     }
-    return this.#track(this.#processBatch(messages, handler as AnyHandler<P, R>, options));
-  }
-
-  async #processBatch<P, R>(
-    messages: readonly Message<P>[],
-    handler: AnyHandler<P, R>,
-    options: { shouldContinue?: () => boolean; mark?: { ref: MarkRef; positions: readonly number[]; skip: boolean; from?: number } },
-  ): Promise<BatchResult<R>> {
-    const store = this.store;
-    const mark = options.mark && supportsMarks(store) ? { ...options.mark, store } : undefined;
-    // Validate up to the first bad message: nothing after it may run before it is dealt with.
-    const prepared: Prepared<P>[] = [];
-    let invalid: FailedOutcome | undefined;
-    for (const message of messages) {
-      const p = this.#prepare(message);
-      if ('status' in p) {
-        invalid = p;
-        break;
-      }
-      prepared.push(p);
-    }
-
-    // Repeats of an ID inside the batch are claimed once and answered by their first occurrence.
-    const firstAt = new Map<string, number>();
-    const unique: number[] = [];
-    prepared.forEach((p, i) => {
-      if (firstAt.has(p.id)) return;
-      firstAt.set(p.id, i);
-      unique.push(i);
-    });
-
-    let claims = new Map<string, ClaimResult>();
-    const belowMark = new Set<string>();
-    let failOpen: Error | undefined;
-    if (unique.length > 0) {
-      try {
-        if (mark) {
-          const answer = await mark.store.claimManyMarked(
-            mark.ref,
-            unique.map((i) => ({ ...this.#claimRequest(prepared[i]!), position: mark.positions[i]! })),
-            mark.skip,
-          );
-          claims = new Map();
-          unique.forEach((i, k) => {
-            const claim = answer.claims[k];
-            if (claim === undefined) belowMark.add(prepared[i]!.id);
-            else claims.set(prepared[i]!.id, claim);
-          });
-        } else {
-          const answers = await this.store.claimMany(unique.map((i) => this.#claimRequest(prepared[i]!)));
-          claims = new Map(unique.map((i, k) => [prepared[i]!.id, answers[k]!]));
-        }
-      } catch (thrown) {
-        this.#storeError(prepared[0]!.id, 'claimMany', thrown);
-        if (this.options.onStoreError === 'fail-closed' && !this.options.shadow) {
-          return { outcomes: [this.#emit(this.#storeUnavailable(prepared[0]!.id, thrown, false))], done: 0 };
-        }
-        failOpen = toError(thrown);
-      }
-    }
-
-    // Every acquired claim is kept alive for the whole batch: completion comes at its end.
-    const controller = new AbortController();
-    const kept = new Map<string, KeptLease>();
-    for (const [id, claim] of claims) {
-      if (claim.status !== 'acquired') continue;
-      const lease: KeptLease = { scope: this.scope, id, token: claim.token, controller, extendedAt: Date.now() };
-      kept.set(id, lease);
-      this.#leases.keep(lease);
-    }
-
-    type Slot =
-      | Outcome<R>
-      | { complete: { token: number; takeover: boolean; result: R; serialized: string | undefined } }
-      | { repeatOf: number; conflict: boolean };
-    const slots: Slot[] = [];
-    const settled = new Set<string>(); // claims completed below, failed or released by #runClaimed
-    const storeErrorsBefore = this.#stats.storeErrors;
-    try {
-      for (let i = 0; i < prepared.length; i++) {
-        if (options.shouldContinue && !options.shouldContinue()) break;
-        if (this.#closed) break;
-        const p = prepared[i]!;
-        const first = firstAt.get(p.id)!;
-        let outcome: Outcome<R>;
-        if (first !== i) {
-          const original = prepared[first]!;
-          const differs = p.fingerprint !== undefined && original.fingerprint !== undefined && p.fingerprint !== original.fingerprint;
-          if (!differs || (this.options.onConflict === 'duplicate' && !this.options.shadow)) {
-            slots.push({ repeatOf: first, conflict: differs });
-            continue;
-          }
-          outcome = await this.#repeatConflict(p, this.#recordOf(original, claims.get(p.id)), handler);
-        } else {
-          const claim = claims.get(p.id);
-          if (belowMark.has(p.id)) {
-            const now = Date.now();
-            outcome = { status: 'duplicate', scope: this.scope, id: p.id, replayed: true, result: undefined, record: { state: 'completed', token: 0, claimedAt: now, updatedAt: now }, belowMark: true };
-          } else if (claim === undefined) {
-            outcome = await this.#runUnprotected(p, handler, { failOpen: failOpen ?? new StoreUnavailableError('no claim') });
-          } else if (claim.status === 'acquired') {
-            // Fail-closed mid-batch: run nothing more once the store has failed or is known to be down.
-            if (this.#stats.storeErrors !== storeErrorsBefore || this.store.isAvailable?.() === false) {
-              slots.push(this.#storeUnavailable(p.id, new StoreUnavailableError('the store became unreachable during the batch; stopped before this message'), false));
-              break;
-            }
-            const ran = await this.#runClaimed(p, claim.token, claim.takeover, handler, controller, true);
-            settled.add(p.id);
-            if (ran.kind === 'done' && ran.completed !== undefined) {
-              outcome =
-                ran.completed === 'ok'
-                  ? { status: 'processed', scope: this.scope, id: p.id, replayed: false, result: ran.result, token: claim.token, takeover: claim.takeover }
-                  : this.#leaseLost(p.id, claim.token, ran.result);
-            } else if (ran.kind === 'done') {
-              slots.push({ complete: { token: claim.token, takeover: claim.takeover, result: ran.result, serialized: ran.serialized } });
-              continue;
-            } else {
-              outcome = ran.outcome;
-            }
-          } else {
-            outcome = await this.#answerExisting(p, claim, handler);
-          }
-        }
-        slots.push(outcome);
-        if (outcome.status !== 'processed' && outcome.status !== 'duplicate') break;
-      }
-    } finally {
-      for (const lease of kept.values()) this.#leases.drop(lease);
-    }
-
-    // One round trip for the completions, one for the claims this batch will not finish.
-    const completing = slots.flatMap((slot, i) => ('complete' in slot ? [{ i, ...slot.complete }] : []));
-    let completed: TransitionResult[] | undefined;
-    let completeError: unknown;
-    // The mark may advance over the leading slots that end done: all but a last one that stopped the batch.
-    const last = slots[slots.length - 1];
-    const leading = last !== undefined && 'status' in last && !isDone(last) ? slots.length - 1 : slots.length;
-    const advance: MarkAdvance | undefined = mark && leading > 0 ? { from: Math.min(mark.from ?? mark.positions[0]!, mark.positions[0]!), to: mark.positions[leading - 1]! } : undefined;
-    if (completing.length > 0 || advance) {
-      const requests = completing.map((c) => ({ scope: this.scope, id: prepared[c.i]!.id, token: c.token, result: c.serialized, windowMs: this.options.windowMs }));
-      try {
-        completed = await this.#withAttempts(async () =>
-          mark ? (await mark.store.completeManyMarked(mark.ref, requests, advance)).results : this.store.completeMany(requests),
-        );
-      } catch (thrown) {
-        completeError = thrown;
-        this.#storeError(requests[0]?.id ?? prepared[0]!.id, 'completeMany', thrown);
-      }
-    }
-    const unfinished = [...kept.values()].filter((lease) => !settled.has(lease.id));
-    if (unfinished.length > 0) {
-      try {
-        await this.store.releaseMany(unfinished.map(({ scope, id, token }) => ({ scope, id, token })));
-      } catch (thrown) {
-        this.#storeError(unfinished[0]!.id, 'releaseMany', thrown); // the leases expire anyway
-      }
-    }
-
-    const outcomes: Outcome<R>[] = [];
-    let k = 0;
-    slots.forEach((slot, i) => {
-      const id = prepared[i]!.id;
-      if ('status' in slot) {
-        outcomes.push(slot);
-      } else if ('complete' in slot) {
-        const answer = completed?.[k++];
-        outcomes.push(
-          answer === undefined
-            ? this.#storeUnavailable(id, completeError, true)
-            : answer === 'ok'
-              ? { status: 'processed', scope: this.scope, id, replayed: false, result: slot.complete.result, token: slot.complete.token, takeover: slot.complete.takeover }
-              : this.#leaseLost(id, slot.complete.token, slot.complete.result),
-        );
-      } else {
-        const first = outcomes[slot.repeatOf]!;
-        outcomes.push(
-          first.status === 'processed' || first.status === 'duplicate'
-            ? {
-                status: 'duplicate',
-                scope: this.scope,
-                id,
-                replayed: true,
-                result: first.result,
-                record: first.status === 'duplicate' ? first.record : this.#completedRecord(first),
-                ...(slot.conflict ? { conflict: true as const } : {}),
-              }
-            : first,
-        );
-      }
-    });
-    if (invalid && outcomes.length === prepared.length && outcomes.every(isDone)) outcomes.push(invalid);
-
-    let done = 0;
-    while (done < outcomes.length && isDone(outcomes[done]!)) done++;
-    for (const outcome of outcomes) this.#emit(outcome);
-    return { outcomes, done };
+    return this.#track(new BatchRun<P, R>(this.#host, messages, handler as AnyHandler<P, R>, options).run());
   }
 
   /**
@@ -600,6 +405,8 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
    * the result to complete, or a final outcome (failed, dead-lettered, reconciled, abandoned) with the
    * claim settled: completed, failed, released, or (abandoned) left to expire.
    * `shared`: the controller serves several claims (a batch), so a timeout must not abort it.
+   * `deferFailure`: a terminal failure is released rather than recorded, for the caller to record once
+   * it has dealt with it (a batch's dead-letter hook).
    */
   async #runClaimed<P, R>(
     p: Prepared<P>,
@@ -608,6 +415,7 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
     handler: AnyHandler<P, R>,
     controller: AbortController,
     shared: boolean,
+    deferFailure = false,
   ): Promise<Ran<R>> {
     if (takeover) {
       const policy = this.options.onTakeover;
@@ -617,7 +425,7 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
         const error = new TakeoverDeadLetterError(
           `"${p.id}" was claimed before and its lease expired mid-handler; the effect may or may not have happened (policy: dead-letter)`,
         );
-        return { kind: 'outcome', outcome: await this.#settleFailure(p.id, token, error, true) };
+        return { kind: 'outcome', outcome: await this.#settleFailure(p.id, token, error, true, deferFailure) };
       }
       if (policy === 'reconcile') {
         let decision: unknown;
@@ -625,18 +433,18 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
           decision = await this.options.reconcile!({ scope: this.scope, id: p.id, payload: p.payload, token });
         } catch (thrown) {
           const error = new CallbackError('reconcile', `reconcile threw: ${toError(thrown).message}`, { cause: thrown });
-          return { kind: 'outcome', outcome: await this.#settleFailure(p.id, token, error, false) };
+          return { kind: 'outcome', outcome: await this.#settleFailure(p.id, token, error, false, deferFailure) };
         }
         if (decision !== 'done' && decision !== 'run') {
           const error = new CallbackError('reconcile', `reconcile must answer "done" or "run", got ${describe(decision)}`);
-          return { kind: 'outcome', outcome: await this.#settleFailure(p.id, token, error, false) };
+          return { kind: 'outcome', outcome: await this.#settleFailure(p.id, token, error, false, deferFailure) };
         }
         if (decision === 'done') return { kind: 'outcome', outcome: await this.#reconciledDone(p.id, token) };
       }
     }
 
     const transactional = this.#transactional;
-    if (transactional) return this.#runInTransaction(transactional, p, token, takeover, handler, controller, shared);
+    if (transactional) return this.#runInTransaction(transactional, p, token, takeover, handler, controller, shared, deferFailure);
     const invocation = await this.#invoke(
       (signal) => handler({ scope: this.scope, id: p.id, payload: p.payload, token, signal, takeover, replayed: false }),
       controller,
@@ -646,7 +454,7 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
       const serialized = this.options.recordResults ? this.#serialize(p.id, invocation.value) : undefined;
       return { kind: 'done', result: invocation.value, serialized };
     }
-    return this.#afterFailure(p.id, token, invocation);
+    return this.#afterFailure(p.id, token, invocation, deferFailure);
   }
 
   /**
@@ -662,6 +470,7 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
     handler: AnyHandler<P, R>,
     controller: AbortController,
     shared: boolean,
+    deferFailure: boolean,
   ): Promise<Ran<R>> {
     const request = { scope: this.scope, id: p.id, token, windowMs: this.options.windowMs };
     let failedInStore: unknown;
@@ -692,11 +501,11 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
       }
       return { kind: 'outcome', outcome: this.#storeUnavailable(p.id, failedInStore, false) };
     }
-    return this.#afterFailure(p.id, token, invocation);
+    return this.#afterFailure(p.id, token, invocation, deferFailure);
   }
 
   /** A failed handler invocation: abandoned (claim left to expire), or judged terminal or not and settled. */
-  async #afterFailure(id: string, token: number, invocation: Extract<Invocation<unknown>, { ok: false }>): Promise<Ran<never>> {
+  async #afterFailure(id: string, token: number, invocation: Extract<Invocation<unknown>, { ok: false }>, deferFailure: boolean): Promise<Ran<never>> {
     const error = toError(invocation.error);
     if (invocation.abandoned) {
       // The handler may still apply its effect: leave the claim to expire, so the next claim is a takeover.
@@ -704,7 +513,7 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
       return { kind: 'outcome', outcome: { ...this.#failed(id, error, false, false, false), abandoned: true } };
     }
     const judged = this.#judge(error);
-    return { kind: 'outcome', outcome: await this.#settleFailure(id, token, judged.error, judged.terminal) };
+    return { kind: 'outcome', outcome: await this.#settleFailure(id, token, judged.error, judged.terminal, deferFailure) };
   }
 
   async #reconciledDone(id: string, token: number): Promise<Outcome<never>> {
@@ -879,8 +688,8 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
   }
 
   /** After a handler failure: remember it (terminal, if configured) or release the claim for a retry. */
-  async #settleFailure(id: string, token: number, error: Error, terminal: boolean): Promise<FailedOutcome> {
-    const remember = terminal && (this.options.rememberFailures || error instanceof TakeoverDeadLetterError);
+  async #settleFailure(id: string, token: number, error: Error, terminal: boolean, deferFailure = false): Promise<FailedOutcome> {
+    const remember = !deferFailure && terminal && (this.options.rememberFailures || error instanceof TakeoverDeadLetterError);
     let remembered = false;
     try {
       if (remember) {

@@ -18,6 +18,20 @@ export interface ProcessorEvents {
    * or fail-open), a heartbeat, a release. `id` is the (first) message concerned.
    */
   'store-error': (event: { scope: string; id: string; operation: string; error: Error }) => void;
+  /**
+   * A message that can never succeed (bad ID, conflict, remembered failure, dead-lettered takeover,
+   * terminal error, retries exhausted) met a batch: handed to its dead-letter hook (`deadLettered`), or,
+   * without one, it stops the batch (and the consumer) until someone deals with it.
+   */
+  poisoned: (event: {
+    scope: string;
+    id: string;
+    error: Error;
+    attempts: number;
+    deadLettered: boolean;
+    /** Where the message came from, as the adapter said (Kafka: topic, partition, offset). */
+    where?: Readonly<Record<string, string | number>>;
+  }) => void;
   /** A result could not be recorded (`serialize`: the record is completed without it) or read back (`deserialize`: the duplicate answers `undefined`). */
   'result-error': (event: { scope: string; id: string; operation: 'serialize' | 'deserialize'; error: ResultSerializationError }) => void;
 }

@@ -97,6 +97,20 @@ export interface StoreUnavailableOutcome extends Base {
   readonly handlerRan: boolean;
 }
 
+/**
+ * A message that could never succeed (bad ID, conflict, remembered failure, dead-lettered takeover,
+ * terminal error, retries exhausted) was handed to the batch's dead-letter hook (e.g. published to a
+ * dead-letter topic) and recorded as failed. Ack / commit past it. `replayed`: an earlier delivery was
+ * dead-lettered already, so nothing was handed over this time.
+ */
+export interface DeadLetteredOutcome extends Base {
+  readonly status: 'dead-lettered';
+  /** Why the message could not succeed. */
+  readonly error: Error;
+  /** Handler runs made for it by this delivery (0 when it never ran). */
+  readonly attempts: number;
+}
+
 export type Outcome<R = unknown> =
   | ProcessedOutcome<R>
   | DuplicateOutcome<R>
@@ -104,23 +118,25 @@ export type Outcome<R = unknown> =
   | ConflictOutcome
   | FailedOutcome
   | LeaseLostOutcome<R>
-  | StoreUnavailableOutcome;
+  | StoreUnavailableOutcome
+  | DeadLetteredOutcome;
 
 export type OutcomeStatus = Outcome['status'];
 
 /** True for outcomes after which the message may be acked / its offset committed. */
 export function isDone(outcome: Outcome<unknown>): boolean {
-  return outcome.status === 'processed' || outcome.status === 'duplicate';
+  return outcome.status === 'processed' || outcome.status === 'duplicate' || outcome.status === 'dead-lettered';
 }
 
 /** The result of `processBatch`. */
 export interface BatchResult<R> {
   /**
-   * One outcome per message attempted, in input order. Processing stops at the first message that is
-   * not done (failed, in progress, conflict, lease lost, store unavailable), so this may be shorter
-   * than the input; messages after it were not run and their claims were released.
+   * One outcome per message, in input order, up to and including the first that is not done (failed,
+   * in progress, conflict, lease lost, store unavailable), so this may be shorter than the input.
+   * With `concurrency` > 1, messages after that one may have run too (their outcomes are emitted as
+   * events); the rest were not run and their claims were released.
    */
   readonly outcomes: Outcome<R>[];
-  /** How many leading messages are done (processed or duplicate): ack or commit through `done - 1`. */
+  /** How many leading messages are done (processed, duplicate or dead-lettered): ack or commit through `done - 1`. */
   readonly done: number;
 }
