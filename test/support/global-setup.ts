@@ -27,6 +27,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
       (error: unknown) => ({ broker: undefined, error: (error as Error).message }),
     ),
   ]);
+  // Which Node and which services this run uses (CI runs the suite on more than one Node version).
+  console.log(
+    `integration: node ${process.version}; Redis ${redis.url.replace(/\/\/[^@/]*@/, '//***@')} (${redis.source}); ` +
+      `Kafka ${kafka.broker ? `${kafka.broker.brokers.join(',')} (${kafka.broker.source})` : 'unavailable'}`,
+  );
   project.provide('redisUrl', redis.url);
   project.provide('kafkaBrokers', kafka.broker?.brokers ?? []);
   project.provide('kafkaError', kafka.error);

@@ -837,9 +837,9 @@ function withCause(reason: HandlerTimeoutError | ProcessorClosedError, cause: un
 /** Resolves when every call has settled, or after `ms`, whichever comes first. */
 async function settledWithin(calls: readonly Promise<unknown>[], ms: number): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
+  // Not unref'd: close() is awaited, and the process must not exit while it waits.
   const elapsed = new Promise<void>((resolve) => {
     timer = setTimeout(resolve, ms);
-    timer.unref?.();
   });
   await Promise.race([Promise.allSettled(calls), elapsed]);
   clearTimeout(timer);
