@@ -22,5 +22,6 @@ export { createWorker, type CreateWorkerOptions } from './create-worker.js';
 export { addBulkStamped, addStamped, type QueueLike } from './producer.js';
 export { DEFAULT_STAMP_KEY, readStamp, stamp, type JobData, type StampOptions } from './stamp.js';
 export { UnrecoverableJobError, isUnrecoverable } from './errors.js';
-export { coalesceStore } from './coalescing-store.js';
+/** Moved to @onceonly/core (the processor now coalesces by itself: its `coalesce` option); re-exported here. */
+export { coalesceStore } from '@onceonly/core';
 export type { AdapterOptions, IdSource, OnceOnlyWorkerOptions } from './options.js';

@@ -11,7 +11,6 @@ import {
   type ProcessOptions,
 } from '@onceonly/core';
 import { DelayedError, type Job } from 'bullmq';
-import { coalesceStore } from './coalescing-store.js';
 import { isUnrecoverable, UnrecoverableJobError } from './errors.js';
 import { resolveAdapterOptions, type IdSource, type OnceOnlyWorkerOptions } from './options.js';
 import { readStamp } from './stamp.js';
@@ -92,7 +91,8 @@ export function onceonly<D = unknown, R = unknown>(handler: JobHandler<D, R>, op
       processor = new DedupProcessor({
         ...dedup,
         scope,
-        store: resolved.coalesce ? coalesceStore(store) : store,
+        store,
+        coalesce: resolved.coalesce,
         isTerminal: terminalWith(resolved.dedup.isTerminal),
       });
       if (!given) owned.push(store);

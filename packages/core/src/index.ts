@@ -21,6 +21,7 @@ export type {
 } from './store/store.js';
 export { advanceMark, isTransactional, MAX_WINDOW_MS, supportsMarks } from './store/store.js';
 export { MemoryStore, type MemoryStoreOptions, type MemoryStoreStats } from './store/memory-store.js';
+export { coalesceStore } from './store/coalescing-store.js';
 export type {
   AdminCountOptions,
   AdminCounts,

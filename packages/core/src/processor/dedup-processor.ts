@@ -17,7 +17,8 @@ import {
 import { fingerprintOf } from '../ids/content-id.js';
 import { validateId } from '../ids/validate-id.js';
 import { MemoryStore } from '../store/memory-store.js';
-import { isTransactional, type ClaimRequest, type ClaimResult, type DedupRecord, type DedupStore, type TransactionalStore, type TxOf } from '../store/store.js';
+import { Coalescer } from '../store/coalescing-store.js';
+import { isTransactional, type ClaimRequest, type ClaimResult, type CompleteRequest, type DedupRecord, type DedupStore, type TransactionalStore, type TransitionResult, type TxOf } from '../store/store.js';
 import type { BaseHandlerContext, Handler, Message } from './context.js';
 import { Emitter, type ProcessorEvents } from './events.js';
 import { LeaseKeeper, type KeptLease } from './lease-keeper.js';
@@ -118,6 +119,9 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
   readonly #host: BatchHost;
   readonly #leases: LeaseKeeper;
   readonly #ownsStore: boolean;
+  /** Claims and completions of concurrent `process` calls, sent together (option `coalesce`). */
+  readonly #claim: (request: ClaimRequest) => Promise<ClaimResult>;
+  readonly #complete: (request: CompleteRequest) => Promise<TransitionResult>;
   /** The store, when it completes inside the handler's transaction. */
   readonly #transactional: TransactionalStore<unknown> | undefined;
   readonly #serializer: { serialize(value: unknown): string; deserialize(text: string): unknown };
@@ -145,6 +149,16 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
     this.#ownsStore = this.options.store === undefined;
     this.store = (this.options.store ?? new MemoryStore()) as S;
     this.#transactional = isTransactional(this.store) ? this.store : undefined;
+    const store = this.store;
+    if (this.options.coalesce) {
+      const claims = new Coalescer(store.claim.bind(store), store.claimMany.bind(store));
+      const completes = new Coalescer(store.complete.bind(store), store.completeMany.bind(store));
+      this.#claim = (request) => claims.add(request);
+      this.#complete = (request) => completes.add(request);
+    } else {
+      this.#claim = (request) => store.claim(request);
+      this.#complete = (request) => store.complete(request);
+    }
     this.#serializer = this.options.serializer ?? JSON_SERIALIZER;
     this.#leases = new LeaseKeeper({
       store: this.store,
@@ -363,7 +377,7 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
   async #claimAndRun<P, R>(p: Prepared<P>, handler: AnyHandler<P, R>, inflight: { claim?: InFlight['claim'] } | undefined): Promise<Outcome<R>> {
     let claim: ClaimResult;
     try {
-      claim = await this.store.claim(this.#claimRequest(p));
+      claim = await this.#claim(this.#claimRequest(p));
     } catch (thrown) {
       this.#storeError(p.id, 'claim', thrown);
       if (this.options.onStoreError === 'fail-open' || this.options.shadow) {
@@ -389,7 +403,7 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
     if (result === undefined) {
       try {
         result = await this.#withAttempts(() =>
-          this.store.complete({ scope: this.scope, id: p.id, token: claim.token, result: ran.serialized, windowMs: this.options.windowMs }),
+          this.#complete({ scope: this.scope, id: p.id, token: claim.token, result: ran.serialized, windowMs: this.options.windowMs }),
         );
       } catch (thrown) {
         this.#storeError(p.id, 'complete', thrown);
@@ -519,7 +533,7 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
   async #reconciledDone(id: string, token: number): Promise<Outcome<never>> {
     let result: 'ok' | 'lease-lost';
     try {
-      result = await this.store.complete({ scope: this.scope, id, token, windowMs: this.options.windowMs });
+      result = await this.#complete({ scope: this.scope, id, token, windowMs: this.options.windowMs });
     } catch (thrown) {
       this.#storeError(id, 'complete', thrown);
       return this.#storeUnavailable(id, thrown, false);

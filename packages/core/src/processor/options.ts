@@ -98,6 +98,12 @@ export const processorOptionsSchema = z
       .union([z.boolean(), z.enum(['wait', 'in-progress'])])
       .default('wait')
       .transform((value): SingleFlight => (value === true ? 'wait' : value)),
+    /**
+     * Concurrent `process`/`execute` calls share store round trips: a claim or completion goes out at
+     * once when none of its kind is in flight; those made meanwhile travel together as one
+     * `claimMany`/`completeMany`. Each caller still waits for its own answer. @defaultValue true
+     */
+    coalesce: z.boolean().default(true),
     /** Upper bound of the suggested wait before retrying an in-progress message. @defaultValue 1000 */
     inProgressRetryMs: z.number().int().positive().max(MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS} ms`).default(1_000),
     /** Attempts at recording a completion when the store errors after the handler ran. @defaultValue 3 */

@@ -1,4 +1,4 @@
-import type { DedupStore } from '@onceonly/core';
+import type { DedupStore } from './store.js';
 
 /** Most requests sent in one batched call. */
 const MAX_BATCH = 256;
@@ -14,7 +14,7 @@ interface Waiting<Q, A> {
  * and then travel together as one batch call. So a lone job pays no extra latency, and under load the
  * batches grow with the concurrency.
  */
-class Coalescer<Q, A> {
+export class Coalescer<Q, A> {
   #waiting: Waiting<Q, A>[] = [];
   #inFlight = false;
 

@@ -1,6 +1,5 @@
-import { MemoryStore, StoreUnavailableError, type DedupStore } from '@onceonly/core';
+import { coalesceStore, DedupProcessor, MemoryStore, StoreUnavailableError, type DedupStore } from '@onceonly/core';
 import { describe, expect, it } from 'vitest';
-import { coalesceStore } from '../src/coalescing-store.js';
 
 function spy(store: DedupStore) {
   const calls: string[] = [];
@@ -45,5 +44,25 @@ describe('coalesceStore', () => {
     expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected', 'rejected']);
     failing = false;
     expect((await coalesced.claim(claim('a'))).status).toBe('acquired');
+  });
+});
+
+describe('the processor coalesces concurrent callers', () => {
+  it('50 concurrent process() calls on fresh IDs share claim and completion round trips', async () => {
+    const { store, calls } = spy(new MemoryStore());
+    const processor = new DedupProcessor({ scope: 's', store });
+    const outcomes = await Promise.all(Array.from({ length: 50 }, (_, i) => processor.process({ id: `m${i}` }, async () => i)));
+    expect(outcomes.every((o) => o.status === 'processed')).toBe(true);
+    const trips = calls.filter((c) => c.startsWith('claim') || c.startsWith('complete'));
+    expect(trips.length).toBeLessThanOrEqual(6); // a lone call at once, then batches of what arrived meanwhile, each way
+    expect(trips).toContain('claimMany×49');
+  });
+
+  it('coalesce: false sends one call per caller', async () => {
+    const { store, calls } = spy(new MemoryStore());
+    const processor = new DedupProcessor({ scope: 's', store, coalesce: false });
+    await Promise.all(Array.from({ length: 5 }, (_, i) => processor.process({ id: `m${i}` }, () => i)));
+    expect(calls.filter((c) => c === 'claim')).toHaveLength(5);
+    expect(calls.filter((c) => c === 'complete')).toHaveLength(5);
   });
 });
