@@ -11,6 +11,8 @@ export default defineConfig({
       '@onceonly/redis': source('redis'),
       '@onceonly/bullmq': source('bullmq'),
       '@onceonly/kafka': source('kafka'),
+      '@onceonly/postgres': source('postgres'),
+      '@onceonly/cli': source('cli'),
     },
   },
   test: {

@@ -83,6 +83,14 @@ const jarsFresh = () => {
 // ---------------------------------------------------------------------------------------- services
 
 const REDIS_DIRS = ['/usr/bin', '/usr/sbin', '/usr/local/bin']; // as test/support/redis-server.ts
+// As test/support/postgres-server.ts: initdb and postgres on PATH or under /usr/lib/postgresql/<version>/bin.
+const postgresDirs = () =>
+  existsSync('/usr/lib/postgresql')
+    ? readdirSync('/usr/lib/postgresql')
+        .filter((v) => /^\d+$/.test(v))
+        .sort((a, b) => Number(b) - Number(a))
+        .map((v) => join('/usr/lib/postgresql', v, 'bin'))
+    : [];
 
 const SERVICES = [
   {
@@ -109,7 +117,25 @@ const SERVICES = [
       'or: KAFKA_BROKERS=host:port npm test  (a broker you run)',
     ],
   },
+  {
+    name: 'PostgreSQL',
+    found: async () => envVar('DATABASE_URL') ?? postgresBinaries() ?? (await docker()),
+    // Also creates the `postgres` user that the tests run the server as when they run as root.
+    apt: () => ['postgresql'],
+    // The package starts a cluster on port 5432; the tests start their own throwaway clusters.
+    after: () => stopDaemon('postgresql'),
+    manual: () => [
+      'sudo apt-get install postgresql         (Debian/Ubuntu; brew install postgresql@16 on macOS)',
+      'or: DATABASE_URL=postgres://user@host:port/db npm test  (a PostgreSQL you run)',
+    ],
+  },
 ];
+
+function postgresBinaries() {
+  const initdb = binary('initdb', postgresDirs());
+  const postgres = binary('postgres', postgresDirs());
+  return initdb && postgres && works(postgres, ['--version']) ? `PostgreSQL server binaries (${dirname(postgres)})` : undefined;
+}
 
 function kafkaPackages() {
   return [...(javaWorks() ? [] : ['default-jre-headless']), ...(binary('mvn') ? [] : ['maven'])];

@@ -17,6 +17,8 @@ export const ErrorCode = {
   HANDLER_TIMEOUT: 'HANDLER_TIMEOUT',
   PROCESSOR_CLOSED: 'PROCESSOR_CLOSED',
   CALLBACK_FAILED: 'CALLBACK_FAILED',
+  TRANSACTION_ENDED: 'TRANSACTION_ENDED',
+  TRANSACTION_ABORTED: 'TRANSACTION_ABORTED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -7,6 +7,7 @@ import { describe, expect, expectTypeOf, it } from 'vitest';
 import {
   DedupProcessor,
   MemoryStore,
+  OnceOnlyError,
   StoreUnavailableError,
   type TransactionalCompleteRequest,
   type TransactionalStore,
@@ -128,6 +129,17 @@ describe('a transactional store', () => {
     expect(batch.outcomes.map((o) => o.status)).toEqual(['processed', 'failed']);
     expect(store.ledger).toEqual(['a']);
     expect(await store.get(scope, 'c')).toBeUndefined();
+  });
+
+  it('a non-retriable store error from the transaction (the handler ended it itself) is terminal, never retried', async () => {
+    const store = new LedgerStore();
+    store.completeWithin = async () => {
+      throw new OnceOnlyError('TRANSACTION_ENDED', 'the handler committed the transaction itself', false);
+    };
+    const p = new DedupProcessor({ scope, store, rememberFailures: true });
+    const outcome = await p.process({ id: 'pay-1' }, async () => undefined);
+    expect(outcome).toMatchObject({ status: 'failed', terminal: true, remembered: true });
+    expect(await store.get(scope, 'pay-1')).toMatchObject({ state: 'failed', error: 'TRANSACTION_ENDED' });
   });
 
   it('handlers that run without a claim (onConflict "process") still get a transaction', async () => {

@@ -13,5 +13,5 @@
  */
 export { RedisStore } from './redis-store.js';
 export type { RedisStoreClient, RedisStoreOptions } from './redis-store-options.js';
-export { encodeKeyPart, HASHED_MARKER, MAX_PART_LENGTH, MAX_PREFIX_LENGTH } from './keys.js';
+export { decodeKeyPart, encodeKeyPart, HASHED_MARKER, MAX_PART_LENGTH, MAX_PREFIX_LENGTH } from './keys.js';
 export { SCRIPT_VERSION } from './scripts.js';

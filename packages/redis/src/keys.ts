@@ -76,6 +76,60 @@ function wtf8PercentEncode(value: string): string {
 
 const byte = (b: number): string => `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
 
+/**
+ * The ID (or scope) an escaped key part stands for: the inverse of {@link encodeKeyPart}, lone
+ * surrogates included. `undefined` for a hashed part (`#…`: a hash cannot be undone) and for anything
+ * {@link encodeKeyPart} would not have produced, so a decoded part always encodes back to itself.
+ * @example
+ * decodeKeyPart('orders%2F3%3A%7Bx%7D'); // 'orders/3:{x}'
+ * decodeKeyPart(encodeKeyPart('x'.repeat(500))); // undefined: hashed
+ */
+export function decodeKeyPart(part: string): string | undefined {
+  if (part.length === 0 || part.length > MAX_PART_LENGTH || part.startsWith(HASHED_MARKER)) return undefined;
+  if (PLAIN.test(part)) return part;
+  const bytes: number[] = [];
+  for (let i = 0; i < part.length; i++) {
+    const c = part.charCodeAt(i);
+    if (c === 0x25 /* % */) {
+      const hex = part.slice(i + 1, i + 3);
+      if (!/^[0-9A-F]{2}$/.test(hex)) return undefined;
+      bytes.push(parseInt(hex, 16));
+      i += 2;
+    } else {
+      bytes.push(c);
+    }
+  }
+  const decoded = wtf8Decode(bytes);
+  // The encoding is canonical (one form per ID): anything else is not one of our key parts.
+  return decoded !== undefined && encodeKeyPart(decoded) === part ? decoded : undefined;
+}
+
+/** Decodes WTF-8 (UTF-8 that also carries lone surrogates as 3-byte sequences); undefined when malformed. */
+function wtf8Decode(bytes: readonly number[]): string | undefined {
+  let out = '';
+  for (let i = 0; i < bytes.length; ) {
+    const b = bytes[i]!;
+    let cp: number;
+    let size: number;
+    if (b < 0x80) [cp, size] = [b, 1];
+    else if (b >= 0xc2 && b < 0xe0) [cp, size] = [b & 0x1f, 2];
+    else if (b >= 0xe0 && b < 0xf0) [cp, size] = [b & 0x0f, 3];
+    else if (b >= 0xf0 && b < 0xf5) [cp, size] = [b & 0x07, 4];
+    else return undefined;
+    if (i + size > bytes.length) return undefined;
+    for (let k = 1; k < size; k++) {
+      const next = bytes[i + k]!;
+      if ((next & 0xc0) !== 0x80) return undefined;
+      cp = (cp << 6) | (next & 0x3f);
+    }
+    // Overlong forms and values past U+10FFFF never come out of the encoder.
+    if ((size === 3 && cp < 0x800) || (size === 4 && (cp < 0x10000 || cp > 0x10ffff))) return undefined;
+    out += String.fromCodePoint(cp);
+    i += size;
+  }
+  return out;
+}
+
 /** Longest accepted key prefix. With two parts of at most 128 characters, keys stay under 330 bytes. */
 export const MAX_PREFIX_LENGTH = 64;
 

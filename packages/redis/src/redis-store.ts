@@ -1,5 +1,13 @@
 import {
   InvalidIdError,
+  type AdminCountOptions,
+  type AdminCounts,
+  type AdminListOptions,
+  type AdminPage,
+  type AdminPurgeResult,
+  type AdminPurgeScopeOptions,
+  type AdminRecord,
+  type AdminStore,
   type ClaimRequest,
   type ClaimResult,
   type CompleteRequest,
@@ -16,6 +24,7 @@ import {
   type TransitionResult,
 } from '@onceonly/core';
 import type { ChainableCommander } from 'ioredis';
+import { RedisAdmin } from './admin.js';
 import { storeUnavailable } from './errors.js';
 import { KeyBuilder } from './keys.js';
 import { decodeClaims, decodeMark, decodeMarkedClaims, decodeMarkedCompletions, decodeRecord, decodeTransition, decodeTransitions } from './replies.js';
@@ -109,13 +118,14 @@ const MAX_DURATION_MS = 2 ** 40;
  *   await store.complete({ scope: 'emails', id: messageId, token: claim.token, windowMs: 86_400_000 });
  * }
  */
-export class RedisStore implements DedupStore, MarkStore {
+export class RedisStore implements DedupStore, MarkStore, AdminStore {
   /** The longest lease or window a request may ask for (ms); the processor checks it at construction. */
   readonly maxDurationMs = MAX_DURATION_MS;
   readonly #client: RedisStoreClient;
   readonly #keys: KeyBuilder;
   readonly #isCluster: boolean;
   readonly #commands: Readonly<Record<ScriptName, ScriptCommand>>;
+  #admin: RedisAdmin | undefined;
 
   /**
    * @throws {InvalidOptionsError} when an option is invalid; the message names it.
@@ -304,6 +314,35 @@ export class RedisStore implements DedupStore, MarkStore {
    */
   isAvailable(): boolean {
     return this.#client.status === 'ready';
+  }
+
+  /** {@link AdminStore.inspect}: operator tool, not on the hot path (see `./admin.ts`). */
+  inspect(scope: string, id: string): Promise<AdminRecord | undefined> {
+    return this.#adminOps().inspect(scope, id);
+  }
+
+  /** {@link AdminStore.list}: `SCAN` over the scope's hash slot. IDs hashed into their key have no `id`. */
+  list(scope: string, options?: AdminListOptions): Promise<AdminPage> {
+    return this.#adminOps().list(scope, options);
+  }
+
+  /** {@link AdminStore.purge}: one `UNLINK`. */
+  purge(scope: string, id: string): Promise<boolean> {
+    return this.#adminOps().purge(scope, id);
+  }
+
+  /** {@link AdminStore.purgeScope}: `SCAN` and `UNLINK` in batches over the scope's hash slot. */
+  purgeScope(scope: string, options?: AdminPurgeScopeOptions): Promise<AdminPurgeResult> {
+    return this.#adminOps().purgeScope(scope, options);
+  }
+
+  /** {@link AdminStore.countByState}: one `SCAN` pass over the scope's hash slot. */
+  countByState(scope: string, options?: AdminCountOptions): Promise<AdminCounts> {
+    return this.#adminOps().countByState(scope, options);
+  }
+
+  #adminOps(): RedisAdmin {
+    return (this.#admin ??= new RedisAdmin(this.#client, this.#keys, (scope, id) => this.#key(scope, id)));
   }
 
   /** Does nothing: the client is yours to quit. Provided for the store contract. */

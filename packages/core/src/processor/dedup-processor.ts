@@ -728,8 +728,13 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
     }
   }
 
-  /** Whether a handler error is terminal, per `isTerminal`. A throwing `isTerminal` makes it a retriable `CallbackError`. */
+  /**
+   * Whether a handler error is terminal: onceonly's own non-retriable errors always are (no redelivery
+   * can fix them: e.g. a transaction the handler ended itself); others per `isTerminal`. A throwing
+   * `isTerminal` makes it a retriable `CallbackError`.
+   */
   #judge(error: Error): { error: Error; terminal: boolean } {
+    if (error instanceof OnceOnlyError && !error.retriable) return { error, terminal: true };
     const isTerminal = this.options.isTerminal;
     if (!isTerminal) return { error, terminal: false };
     try {
