@@ -13,7 +13,7 @@ import { resolveKafka } from '../../../test/support/kafka/broker.js';
 import { resolveRedis } from '../../../test/support/redis-server.js';
 import { bullmqThroughput } from './bullmq.js';
 import { kafkaThroughput } from './kafka.js';
-import { memoryFootprint, memoryThroughput } from './memory.js';
+import { fingerprintThroughput, memoryFootprint, memoryThroughput } from './memory.js';
 import { redisThroughput } from './redis.js';
 import { printTable, type Row } from './table.js';
 
@@ -43,7 +43,9 @@ const notes: string[] = [];
 
 if (groups.has('memory')) {
   rows.push(...(await memoryThroughput(quick ? 200_000 : 1_000_000, quick ? 3 : 5, progress)));
-  rows.push(...(await memoryFootprint(1_000_000, progress)));
+  for (const n of quick ? [1_000_000] : [1_000_000, 10_000_000]) rows.push(...(await memoryFootprint(n, progress)));
+  rows.push(...(await memoryFootprint(1_000_000, progress, { fingerprints: true })));
+  rows.push(...(await fingerprintThroughput(quick ? 50_000 : 200_000, quick ? 3 : 5, progress)));
 }
 
 let redisUrl = values.redis;
