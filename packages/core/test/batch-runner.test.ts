@@ -1,7 +1,7 @@
 // The batch runner: bounded concurrency with per-key order, completions flushed as handlers finish,
 // the contiguous done prefix, retries in place, and dead-lettering of messages that can never succeed.
 import { describe, expect, it, vi } from 'vitest';
-import { DEAD_LETTERED, DedupProcessor, MemoryStore, type BatchMessage, type Outcome } from '@onceonly/core';
+import { DEAD_LETTERED, DedupProcessor, MemoryStore, type BatchMessage, type CompleteRequest, type Outcome } from '@onceonly/core';
 import { gate, instrument, sleep } from './helpers.js';
 
 const scope = 'runner';
@@ -100,6 +100,67 @@ describe('completion as you go', () => {
     hold.open();
     await run;
     expect(done.at(-1)).toBe(5);
+  });
+
+  it('claims the next chunk while the current one runs: handlers do not wait for claim round trips', async () => {
+    const inner = new MemoryStore();
+    let started = 0;
+    const startedAtClaim: number[] = [];
+    const store = new Proxy(inner, {
+      get(target, property, receiver) {
+        if (property === 'claimMany') {
+          return async (requests: Parameters<MemoryStore['claimMany']>[0]) => {
+            startedAtClaim.push(started);
+            await sleep(15);
+            return inner.claimMany(requests);
+          };
+        }
+        const value = Reflect.get(target, property, receiver) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const p = new DedupProcessor({ scope, store });
+    const batch = await p.processBatch(messages(100), async () => {
+      started++;
+      await sleep(2);
+    }, { concurrency: 5, ordering: 'none', claimChunk: 20 });
+    expect(batch.done).toBe(100);
+    expect(startedAtClaim).toHaveLength(5);
+    // Chunk k (from 20·k) is asked for before every message of chunk k − 1 has started.
+    startedAtClaim.forEach((count, k) => expect(count).toBeLessThan(Math.max(1, 20 * k)));
+  });
+
+  it('a slow store holds back new handlers: ran-but-unacknowledged stays under concurrency + 2 × maxPending', async () => {
+    // What a crash re-runs is every handler that ran (or runs) without an acknowledged completion.
+    const inner = new MemoryStore();
+    let acknowledged = 0;
+    const store = new Proxy(inner, {
+      get(target, property, receiver) {
+        if (property === 'completeMany') {
+          return async (requests: CompleteRequest[]) => {
+            await sleep(20);
+            const results = await inner.completeMany(requests);
+            acknowledged += requests.length;
+            return results;
+          };
+        }
+        const value = Reflect.get(target, property, receiver) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const p = new DedupProcessor({ scope, store });
+    let started = 0;
+    let most = 0;
+    const concurrency = 8;
+    const maxPending = 5;
+    const batch = await p.processBatch(messages(200), async () => {
+      most = Math.max(most, ++started - acknowledged);
+      await sleep(0);
+    }, { concurrency, ordering: 'none', flush: { maxPending, maxDelayMs: 1 } });
+    expect(batch.done).toBe(200);
+    expect(acknowledged).toBe(200);
+    expect(most).toBeLessThan(concurrency + 2 * maxPending);
+    expect(most).toBeGreaterThanOrEqual(concurrency); // the bound is reached, not avoided by running slowly
   });
 
   it('claims in chunks of `claimChunk`, one round trip each', async () => {
@@ -201,6 +262,29 @@ describe('retries and dead letters', () => {
     const again = await p.processBatch(messages(1), () => 'never', { deadLetter: hook });
     expect(again.outcomes).toEqual([expect.objectContaining({ status: 'dead-lettered', replayed: true })]);
     expect(hook).toHaveBeenCalledOnce();
+  });
+
+  it('a redelivery of a dead-lettered message without a record of its own (bad ID, conflicting repeat) is not handed over again (the offset mark says so)', async () => {
+    // Only the high-water mark, which passes such a message once it is dead-lettered, remembers it.
+    const p = new DedupProcessor({ scope, store: new MemoryStore() });
+    const hook = vi.fn(async () => undefined);
+    const batch: BatchMessage<number>[] = [{ id: 'good-0', payload: 0 }, { id: '', payload: 1 }, { id: 'good-0', payload: 99 }, { id: 'good-3', payload: 3 }];
+    const mark = { ref: { scope, name: 'topic:0' }, positions: [10, 11, 12, 13], skip: true };
+    const first = await p.processBatch(batch, () => 'ok', { deadLetter: hook, mark });
+    expect(first.outcomes.map((o) => o.status)).toEqual(['processed', 'dead-lettered', 'dead-lettered', 'processed']);
+    const again = await p.processBatch(batch, () => 'never', { deadLetter: hook, mark });
+    expect(again.done).toBe(4);
+    expect(again.outcomes[1]).toMatchObject({ status: 'dead-lettered', replayed: true, error: { code: 'ID_MISSING' } });
+    expect(again.outcomes[2]).toMatchObject({ status: 'duplicate', belowMark: true });
+    expect(hook).toHaveBeenCalledTimes(2);
+    // A chunk of bad messages only reads the mark on its own; outside the mark they are handed over as usual.
+    const alone = await p.processBatch([{ id: '', payload: 1 }, { id: '', payload: 3 }], () => 'never', {
+      deadLetter: hook,
+      mark: { ...mark, positions: [11, 14] },
+      claimChunk: 1,
+    });
+    expect(alone.outcomes.map((o) => [o.status, o.replayed])).toEqual([['dead-lettered', true], ['dead-lettered', false]]);
+    expect(hook).toHaveBeenCalledTimes(3);
   });
 
   it('a dead-letter hook that fails stops the batch at that message (nothing lost)', async () => {

@@ -37,3 +37,4 @@ export {
   type StampOptions,
 } from './stamp.js';
 export { replayTopic, type ReplayFrom, type ReplayOptions } from './replay.js';
+export { DLT_HEADERS, type DeadLetterProducer } from './dead-letter.js';

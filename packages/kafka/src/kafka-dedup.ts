@@ -34,6 +34,8 @@ export interface BatchPayloadLike {
   readonly batch: { readonly topic: string; readonly partition: number; readonly messages: readonly KafkaMessage[] };
   resolveOffset(offset: string): void;
   heartbeat(): Promise<void>;
+  /** Commits the resolved offsets when the consumer's `autoCommitInterval` / `autoCommitThreshold` say so. */
+  commitOffsetsIfNecessary?(): Promise<void>;
   isRunning(): boolean;
   isStale(): boolean;
 }
@@ -66,6 +68,8 @@ interface PartitionControls {
   readonly resolveOffset: (offset: string) => void;
   readonly heartbeat: () => Promise<void>;
   readonly isActive: () => boolean;
+  /** Commits what is resolved, if the consumer's auto-commit settings say so; never throws. */
+  readonly commit: () => void;
 }
 
 /**
@@ -97,23 +101,42 @@ export class KafkaDedup {
    * An `eachBatch` handler. Use it with `eachBatchAutoResolve: false` (or use {@link batchRunConfig}):
    * it resolves offsets itself, and with auto-resolve on, kafkajs would resolve a batch it stopped early.
    *
-   * Per chunk of up to `maxClaimBatch` messages: one store round trip claims them (and reads the
-   * high-water mark), the handler runs for each new ID in offset order, one round trip completes them
-   * (and advances the mark), then their offsets are resolved. It heartbeats while it runs, waits (with
-   * backoff) on a message another consumer holds, stops when the batch goes stale, and on a failure
-   * throws after resolving only the messages before it, so kafkajs commits up to there and redelivers
-   * from the failed message.
+   * Per chunk of up to `maxClaimBatch` messages, one store round trip claims them (and reads the
+   * high-water mark; the next chunk is claimed while this one runs). Handlers run for each new ID, in
+   * offset order or `concurrency` at once (per-key order); completions are recorded in coalesced flushes
+   * as they finish (advancing the mark), and offsets are resolved over the contiguous completed prefix,
+   * committed as it grows when the consumer's `autoCommitInterval` / `autoCommitThreshold` say so.
+   * Retryable handler errors are retried in place (`retry`); messages that can never succeed go to
+   * `deadLetter`, or stop the batch there (a `poisoned` event). It heartbeats while it runs, waits (with
+   * backoff, heartbeating) on a message another consumer holds and while the store is unreachable,
+   * stops when the batch goes stale, and on any other failure throws after resolving only the messages
+   * before it, so kafkajs commits up to there and redelivers from the failed message.
    *
    * The returned handler asks only for what it uses ({@link BatchPayloadLike}), so it fits kafkajs'
    * `consumer.run` and the KafkaJS-compatible API of @confluentinc/kafka-javascript alike.
    */
   eachBatch<R>(handler: KafkaHandler<R>): BatchHandler {
-    return async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+    return async (payload) => {
+      const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
+      // One commit at a time; a failed one is retried by kafkajs at the end of the batch (or a rebalance).
+      let committing: Promise<void> | undefined;
+      const commit = () => {
+        if (committing !== undefined || payload.commitOffsetsIfNecessary === undefined) return;
+        committing = payload
+          .commitOffsetsIfNecessary()
+          .catch(() => undefined)
+          .finally(() => (committing = undefined));
+      };
       await this.#consume(batch.topic, batch.partition, batch.messages, handler, {
-        resolveOffset,
+        resolveOffset: (offset) => {
+          resolveOffset(offset);
+          commit();
+        },
         heartbeat,
         isActive: () => isRunning() && !isStale(),
+        commit,
       });
+      await committing;
     };
   }
 
@@ -135,7 +158,7 @@ export class KafkaDedup {
    */
   eachMessage<R>(handler: KafkaHandler<R>): MessageHandler {
     return async ({ topic, partition, message, heartbeat }) => {
-      await this.#consume(topic, partition, [message], handler, { resolveOffset: () => undefined, heartbeat, isActive: () => true });
+      await this.#consume(topic, partition, [message], handler, { resolveOffset: () => undefined, heartbeat, isActive: () => true, commit: () => undefined });
     };
   }
 
@@ -163,6 +186,7 @@ export class KafkaDedup {
     const { maxClaimBatch, inProgressMaxWaitMs, heartbeatMs, concurrency, ordering, flush, retry } = this.options;
     let index = 0;
     let waits = 0;
+    let storeWaits = 0;
     while (index < messages.length) {
       if (!controls.isActive()) return;
       const slice = index === 0 ? messages : messages.slice(index);
@@ -197,7 +221,7 @@ export class KafkaDedup {
       );
       index += result.done;
       if (heartbeatError !== undefined) throw heartbeatError;
-      if (result.done > 0) waits = 0;
+      if (result.done > 0) waits = storeWaits = 0;
       if (result.done === slice.length) continue;
 
       const stopper: Outcome<R> | undefined = result.outcomes[result.done];
@@ -208,6 +232,16 @@ export class KafkaDedup {
       if (stopper.status === 'in-progress') {
         // Another consumer holds it (e.g. right after a rebalance): never skip it, never commit past it.
         const delay = Math.min(inProgressMaxWaitMs, stopper.retryAfterMs * 2 ** Math.min(waits++, 6));
+        controls.commit();
+        await waitWithHeartbeat(delay, heartbeatMs, controls.heartbeat, () => !controls.isActive());
+        continue;
+      }
+      if (stopper.status === 'store-unavailable' || stopper.status === 'lease-lost') {
+        // Retriable, and not the message's fault: wait here (heartbeating, with backoff) and go on from the
+        // done prefix. Thrown, kafkajs would retry a few times, then crash the consumer and rejoin,
+        // rebalancing the whole group, and all of them at once while the store is down.
+        const delay = Math.min(inProgressMaxWaitMs, Math.max(10, retry.backoffMs) * 2 ** Math.min(storeWaits++, 16));
+        controls.commit();
         await waitWithHeartbeat(delay, heartbeatMs, controls.heartbeat, () => !controls.isActive());
         continue;
       }

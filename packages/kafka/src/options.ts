@@ -26,9 +26,15 @@ export const kafkaDedupOptionsSchema = z.strictObject({
   highWaterMark: z.boolean().default(true),
   /** Run messages inside the high-water mark again (a deliberate re-run). IDs still protect the window. @defaultValue false */
   reprocess: z.boolean().default(false),
-  /** Most messages claimed in one store round trip; a longer batch is handled in chunks. @defaultValue 500 */
+  /**
+   * Most messages claimed in one store round trip; a longer batch is handled in chunks, the next one
+   * claimed while the current one runs. @defaultValue 500
+   */
   maxClaimBatch: z.number().int().min(1).max(10_000).default(500),
-  /** Longest wait between retries of a message another consumer holds (in-progress). @defaultValue 2000 */
+  /**
+   * Longest wait between tries of a message that cannot go on yet: another consumer holds it
+   * (in-progress), or the store is unreachable (the batch waits in place, heartbeating). @defaultValue 2000
+   */
   inProgressMaxWaitMs: z.number().int().min(10).default(2_000),
   /** How often a running batch heartbeats to the group. @defaultValue 1000 */
   heartbeatMs: z.number().int().min(10).default(1_000),
@@ -45,8 +51,10 @@ export const kafkaDedupOptionsSchema = z.strictObject({
   ordering: z.enum(['key', 'none']).default('key'),
   /**
    * Completions are recorded as handlers finish, coalesced: a flush goes out when `maxPending` wait or
-   * the oldest waited `maxDelayMs`. A crash re-runs at most the running handlers plus the completions
-   * not yet acknowledged. @defaultValue { maxPending: 100, maxDelayMs: 10 }
+   * the oldest waited `maxDelayMs`; while `maxPending` wait behind a flush, no handler starts. A crash
+   * re-runs at most the running handlers plus the completions not yet acknowledged: fewer than
+   * `concurrency` + 2 × `maxPending` per partition batch, whatever `maxClaimBatch`.
+   * @defaultValue { maxPending: 100, maxDelayMs: 10 }
    */
   flush: z
     .strictObject({ maxPending: z.number().int().min(1).max(100_000).optional(), maxDelayMs: z.number().int().min(0).max(60_000).optional() })

@@ -121,6 +121,46 @@ describe('KafkaDedup.eachBatch', () => {
     expect(p.resolved).toEqual(['0']);
   });
 
+  it('waits in place while the store is unreachable, heartbeating, then goes on (never throws to kafkajs)', async () => {
+    const inner = new MemoryStore();
+    let down = true;
+    const store = new Proxy(inner, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target) as unknown;
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          if (down && property !== 'isAvailable' && property !== 'close') return Promise.reject(new Error('ECONNREFUSED (test)'));
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const dedup = new KafkaDedup({ groupId: 'g', store, heartbeatMs: 10, retry: { backoffMs: 10 }, inProgressMaxWaitMs: 20 });
+    const seen: string[] = [];
+    const p = payload(batchOf(['a', 'b']));
+    const running = dedup.eachBatch(async (_m, { id }) => void seen.push(id))(p.payload);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(seen).toEqual([]);
+    expect(p.heartbeats()).toBeGreaterThan(0);
+    down = false;
+    await running;
+    expect(seen).toEqual(['a', 'b']);
+    expect(p.resolved).toEqual(['0', '1']);
+  });
+
+  it("commits as offsets are resolved, when the consumer's auto-commit settings say so", async () => {
+    const dedup = new KafkaDedup({ groupId: 'g', store: new MemoryStore(), flush: { maxPending: 1 } });
+    const p = payload(batchOf(['a', 'b', 'c']));
+    let commits = 0;
+    const resolvedAtCommit: number[] = [];
+    p.payload.commitOffsetsIfNecessary = async () => {
+      commits++;
+      resolvedAtCommit.push(p.resolved.length);
+    };
+    await dedup.eachBatch(async () => new Promise((r) => setTimeout(r, 5)))(p.payload);
+    expect(commits).toBeGreaterThanOrEqual(2);
+    expect(resolvedAtCommit[0]).toBeLessThan(3); // the first commit came before the batch ended
+  });
+
   it.each([
     ['a missing header', undefined, 'ID_MISSING'],
     ['a header with a null value', null, 'ID_MISSING'],

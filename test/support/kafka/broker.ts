@@ -387,7 +387,10 @@ async function startKafkaOnce(opts: StartKafkaOptions): Promise<LocalKafka> {
   const commonJvm = [`-Dlog4j.configuration=file:${log4jFile}`, `-Dkafka.logs.dir=${dir}`, '-Djava.awt.headless=true'];
 
   // Every start is a fresh cluster: new id, empty log dir.
-  const clusterId = randomBytes(16).toString('base64url'); // Kafka's Uuid format: 22 chars
+  // Kafka's Uuid format: 22 chars. One in 64 starts with '-', which StorageTool reads as an option.
+  let clusterId: string;
+  do clusterId = randomBytes(16).toString('base64url');
+  while (clusterId.startsWith('-'));
   let code: number | null;
   try {
     // One-shot tool: C1 only and serial GC start faster.

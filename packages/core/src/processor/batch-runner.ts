@@ -1,5 +1,5 @@
 import { InvalidOptionsError, OnceOnlyError, StoreUnavailableError, toError, type InvalidIdError } from '../errors.js';
-import { supportsMarks, type ClaimResult, type CompleteRequest, type MarkAdvance, type MarkRef, type MarkStore, type TransitionResult } from '../store/store.js';
+import { supportsMarks, type ClaimResult, type CompleteRequest, type MarkAdvance, type MarkRange, type MarkRef, type MarkStore, type TransitionResult } from '../store/store.js';
 import type { Message } from './context.js';
 import type { AnyHandler, BatchHost, Prepared } from './internal.js';
 import type { KeptLease } from './lease-keeper.js';
@@ -56,8 +56,10 @@ export interface BatchOptions<P = unknown> {
   readonly claimChunk?: number;
   /**
    * Completions are sent as handlers finish, coalesced: a flush goes out when `maxPending` are waiting
-   * or the oldest has waited `maxDelayMs`, one flush at a time; a fast batch still completes in one
-   * round trip. A crash re-runs at most the running handlers plus the completions not yet acknowledged.
+   * or the oldest has waited `maxDelayMs`, one flush at a time; a batch of up to `maxPending` fast
+   * messages still completes in one round trip. While `maxPending` completions wait behind a flush, no
+   * handler starts, so a crash re-runs at most the running handlers plus the completions not yet
+   * acknowledged: fewer than `concurrency` + 2 × `maxPending`, whatever the batch or claim chunk size.
    * @defaultValue { maxPending: 100, maxDelayMs: 10 }
    */
   readonly flush?: { readonly maxPending?: number; readonly maxDelayMs?: number };
@@ -161,7 +163,14 @@ export class BatchRun<P, R> {
   readonly #controller = new AbortController();
   readonly #keysBusy = new Set<string>();
   readonly #storeErrorsBefore: number;
+  /** Messages before it have their claims answered. */
   #claimedTo = 0;
+  /** Messages before it have a claim asked for (answered, or in flight: `#claiming`). */
+  #claimAskedTo = 0;
+  /** The claim round trip in flight, at most one (the next chunk is claimed ahead, while the current one runs). */
+  #claiming: Promise<void> | undefined;
+  /** A fail-closed claim failure, applied when the scan reaches its chunk. */
+  #claimFailed: { readonly index: number; readonly thrown: unknown } | undefined;
   #scanFrom = 0;
   #running = 0;
   #halted = false;
@@ -226,13 +235,14 @@ export class BatchRun<P, R> {
         if (!this.#halted && (this.#host.isClosed() || (this.#options.shouldContinue !== undefined && !this.#options.shouldContinue()))) this.#halted = true;
         if (!this.#halted) await this.#launch();
         const idle = this.#halted || !this.#launchable(); // nothing more will start
-        if (this.#running === 0 && idle && this.#flushing === undefined && this.#pending.length === 0) break;
+        if (this.#running === 0 && idle && this.#flushing === undefined && this.#pending.length === 0 && this.#claiming === undefined) break;
         // Nothing runs (what waits may need these completions): send them now rather than at the timer.
         if (this.#running === 0 && this.#flushing === undefined && this.#pending.length > 0) this.#flush();
         if (!this.#dirty) await new Promise<void>((wake) => (this.#wake = wake));
       }
       await this.#flushAll();
     } finally {
+      await this.#claiming; // never throws; its claims are released below
       for (const lease of this.#leases) if (lease) this.#host.dropLease(lease);
       await this.#releaseUnsettled();
     }
@@ -249,15 +259,33 @@ export class BatchRun<P, R> {
 
   // --- launching -------------------------------------------------------------------------------
 
-  /** Starts every message that may start now, claiming the next chunk when the scan reaches it. */
+  /**
+   * Starts every message that may start now. The next chunk is claimed ahead, in the background, once
+   * the scan is within half a chunk (or the lookahead) of the end of the claimed ones, so handlers do not
+   * wait for claim round trips; the scan waits only if it reaches messages whose claim is not answered.
+   */
   async #launch(): Promise<void> {
     const lookahead = 4 * this.#o.concurrency + 16;
     const blockedKeys = new Set<string>();
     let considered = 0;
     while (this.#scanFrom < this.#n && this.#state[this.#scanFrom] !== WAITING) this.#scanFrom++;
-    for (let i = this.#scanFrom; i < this.#n && this.#running < this.#o.concurrency && considered < lookahead && !this.#halted; i++) {
+    const ahead = Math.max(lookahead, Math.ceil(this.#o.claimChunk / 2));
+    if (this.#claimedTo > 0 && this.#claimAskedTo < this.#n && this.#claimAskedTo - this.#scanFrom <= ahead) this.#claimNext();
+    // Back-pressure: while `maxPending` completions wait behind a flush, nothing more starts. Handlers
+    // that ran without an acknowledged completion are what a crash re-runs, so this keeps them at most
+    // `concurrency` running + `maxPending` waiting + `maxPending` in the flush.
+    for (let i = this.#scanFrom; i < this.#n && this.#running < this.#o.concurrency && this.#pending.length < this.#o.maxPending && considered < lookahead && !this.#halted; i++) {
       if (i >= this.#claimedTo) {
-        await this.#claimChunk();
+        if (this.#claimFailed === undefined) {
+          this.#claimNext();
+          await this.#claiming;
+        }
+        const failed = this.#claimFailed;
+        if (failed !== undefined) {
+          this.#state[failed.index] = RUNNING; // so #stop counts it as started
+          this.#stop(failed.index, this.#host.storeUnavailable(this.#prepared[failed.index]!.id, failed.thrown, false));
+          return;
+        }
         if (this.#halted) return;
       }
       if (this.#state[i] !== WAITING) continue;
@@ -313,14 +341,35 @@ export class BatchRun<P, R> {
     wake?.();
   }
 
-  /** Claims the next chunk of first occurrences in one round trip (reading the mark with it). */
+  /** Asks for the next chunk's claims, unless a claim is in flight (or failed) already. */
+  #claimNext(): void {
+    if (this.#claiming !== undefined || this.#claimFailed !== undefined || this.#claimAskedTo >= this.#n) return;
+    this.#claiming = this.#claimChunk().finally(() => {
+      this.#claiming = undefined;
+      this.#signal();
+    });
+  }
+
+  /** Claims the next chunk of first occurrences in one round trip (reading the mark with it). Never throws. */
   async #claimChunk(): Promise<void> {
-    const from = this.#claimedTo;
+    const from = this.#claimAskedTo;
     const to = Math.min(this.#n, from + this.#o.claimChunk);
-    this.#claimedTo = to;
+    this.#claimAskedTo = to;
     const indices: number[] = [];
-    for (let i = from; i < to; i++) if (this.#prepared[i] !== undefined && this.#first[i] === i) indices.push(i);
-    if (indices.length === 0) return;
+    let unclaimed = false;
+    for (let i = from; i < to; i++) {
+      if (this.#prepared[i] !== undefined && this.#first[i] === i) indices.push(i);
+      else unclaimed = true;
+    }
+    // Messages not claimed themselves (no valid ID, or a repeat of an ID earlier in the batch) are
+    // checked against the mark too: an earlier delivery finished them (a bad message, or a repeat
+    // with another payload, only once it was dead-lettered), so they must not be handed over again.
+    const markUnclaimed = unclaimed && this.#mark !== undefined && this.#mark.skip;
+    if (indices.length === 0) {
+      if (markUnclaimed) await this.#markUnclaimed(from, to, undefined);
+      this.#claimedTo = to;
+      return;
+    }
     const host = this.#host;
     try {
       if (this.#mark) {
@@ -335,6 +384,7 @@ export class BatchRun<P, R> {
           if (claim === undefined) this.#belowMark[i] = 1;
           else this.#claims[i] = claim;
         });
+        if (markUnclaimed) await this.#markUnclaimed(from, to, answer.mark ?? null);
       } else {
         const answers = await host.store.claimMany(indices.map((i) => host.claimRequest(this.#prepared[i]!)));
         indices.forEach((i, k) => (this.#claims[i] = answers[k]));
@@ -342,18 +392,39 @@ export class BatchRun<P, R> {
     } catch (thrown) {
       host.storeError(this.#prepared[indices[0]!]!.id, 'claimMany', thrown);
       if (host.options.onStoreError === 'fail-closed' && !host.options.shadow) {
-        const i = indices[0]!;
-        this.#state[i] = RUNNING; // so #stop counts it as started
-        this.#stop(i, host.storeUnavailable(this.#prepared[i]!.id, thrown, false));
+        // Fail-closed: the batch stops at this chunk's first claim, once the scan reaches it.
+        this.#claimFailed = { index: indices[0]!, thrown };
         return;
       }
       this.#failOpen = toError(thrown);
+      this.#claimedTo = to;
       return;
     }
     for (const i of indices) {
       const claim = this.#claims[i];
       if (claim?.status !== 'acquired') continue;
       this.#keep(i, claim.token);
+    }
+    this.#claimedTo = to;
+  }
+
+  /** Flags the unclaimed messages of `from..to` that lie inside the mark (`range`; read it when undefined). */
+  async #markUnclaimed(from: number, to: number, range: MarkRange | null | undefined): Promise<void> {
+    const mark = this.#mark!;
+    if (range === undefined) {
+      try {
+        range = (await mark.store.getMark(mark.ref)) ?? null;
+      } catch (thrown) {
+        this.#host.storeError(this.#invalid[from]?.id ?? this.#prepared[from]?.id ?? '', 'getMark', thrown); // then they are answered as usual
+        return;
+      }
+    }
+    if (range === null) return;
+    for (let i = from; i < to; i++) {
+      const position = mark.positions[i]!;
+      if (this.#first[i] !== i || this.#invalid[i] !== undefined) {
+        if (position >= range.low && position <= range.high) this.#belowMark[i] = 1;
+      }
     }
   }
 
@@ -377,17 +448,23 @@ export class BatchRun<P, R> {
   async #execute(i: number): Promise<void> {
     const host = this.#host;
     const invalid = this.#invalid[i];
-    if (invalid !== undefined) return this.#settle(i, invalid);
+    if (invalid !== undefined) {
+      if (this.#belowMark[i] === 1) {
+        // Dead-lettered by an earlier delivery (that crashed before committing, or a replay): not handed over again.
+        return this.#final(i, { status: 'dead-lettered', scope: host.scope, id: invalid.id, replayed: true, error: invalid.error, attempts: 0 });
+      }
+      return this.#settle(i, invalid);
+    }
     const p = this.#prepared[i]!;
     const first = this.#first[i]!;
+    if (this.#belowMark[i] === 1) {
+      const now = Date.now();
+      return this.#settle(i, { status: 'duplicate', scope: host.scope, id: p.id, replayed: true, result: undefined, record: { state: 'completed', token: 0, claimedAt: now, updatedAt: now }, belowMark: true });
+    }
     if (first !== i) {
       const answer = await this.#repeat(p, first);
       // A repeat of a message that stopped the batch stops with it; it is not poison of its own.
       return this.#state[first] === STOPPED ? this.#stop(i, answer) : this.#settle(i, answer);
-    }
-    if (this.#belowMark[i] === 1) {
-      const now = Date.now();
-      return this.#settle(i, { status: 'duplicate', scope: host.scope, id: p.id, replayed: true, result: undefined, record: { state: 'completed', token: 0, claimedAt: now, updatedAt: now }, belowMark: true });
     }
     let claim = this.#claims[i];
     if (claim === undefined) return this.#settle(i, await host.runUnprotected(p, this.#handler, { failOpen: this.#failOpen ?? new StoreUnavailableError('no claim') }));
