@@ -13,6 +13,7 @@ export default defineConfig({
       '@onceonly/kafka': source('kafka'),
       '@onceonly/postgres': source('postgres'),
       '@onceonly/cli': source('cli'),
+      '@onceonly/otel': source('otel'),
     },
   },
   test: {

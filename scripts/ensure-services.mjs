@@ -5,7 +5,8 @@
 //
 // Each service is an entry of SERVICES: `found()` says how the tests will get it (or undefined),
 // `apt()` lists the Debian packages still needed, `after` runs once those are installed (fetch, stop
-// the packaged daemon), `manual()` is what to tell someone who has to do it by hand.
+// the packaged daemon, build), `manual()` is what to tell someone who has to do it by hand. Besides
+// servers, the Kafka suites need Confluent's Kafka client built for the running Node (see below).
 // Set ONCEONLY_NO_INSTALL=1 to only check, never install.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -118,6 +119,18 @@ const SERVICES = [
     ],
   },
   {
+    name: "Confluent's Kafka client",
+    found: async () => confluentClient(),
+    apt: () => confluentBuildPackages(),
+    after: () => buildConfluent(),
+    manual: () => [
+      ...(confluentBuildPackages().length ? [`sudo apt-get install ${confluentBuildPackages().join(' ')}   (Debian/Ubuntu: what the build needs)`] : []),
+      existsSync(join(confluentDir, 'package.json'))
+        ? `CKJS_LINKING=dynamic npm rebuild ${CONFLUENT} --build-from-source   (builds it for the node on PATH, about 2 min)`
+        : `CKJS_LINKING=dynamic npm install   (npm dropped ${CONFLUENT} after a failed build: builds it from source, about 2 min)`,
+    ],
+  },
+  {
     name: 'PostgreSQL',
     found: async () => envVar('DATABASE_URL') ?? postgresBinaries() ?? (await docker()),
     // Also creates the `postgres` user that the tests run the server as when they run as root.
@@ -130,6 +143,49 @@ const SERVICES = [
     ],
   },
 ];
+
+// Confluent's KafkaJS-compatible client, an optional dependency of the test workspace: the Kafka
+// suites run against it as well as kafkajs (test/kafka/clients.ts). Its install script downloads a
+// prebuilt binary for the running Node's ABI, else builds from source with node-gyp (nan, not N-API:
+// a build loads on one Node version only). CKJS_LINKING=dynamic makes that build compile its bundled
+// librdkafka against the system's OpenSSL and zlib; without it the build downloads them and fails
+// offline, and npm then drops the package. So: when it is missing or does not load on this Node
+// (node_modules built for another one, as in CI's second run), build it here for this Node.
+const CONFLUENT = '@confluentinc/kafka-javascript';
+const confluentDir = join(root, 'node_modules', '@confluentinc', 'kafka-javascript');
+
+function confluentClient() {
+  const script = `const k = require(${JSON.stringify(CONFLUENT)}); process.stdout.write(require(${JSON.stringify(`${CONFLUENT}/package.json`)}).version + ', librdkafka ' + k.librdkafkaVersion)`;
+  const probe = spawnSync(process.execPath, ['-e', script], { cwd: join(root, 'test'), encoding: 'utf8', timeout: 30_000 });
+  return probe.status === 0 ? `${CONFLUENT} ${probe.stdout} (loads on node ${process.version})` : undefined;
+}
+
+/** What the source build needs: a C++20 compiler and make, python3 for node-gyp, OpenSSL and zlib headers for librdkafka. */
+function confluentBuildPackages() {
+  return [
+    ...(binary('g++') && binary('make') ? [] : ['build-essential']),
+    ...(binary('python3') ? [] : ['python3']),
+    ...(existsSync('/usr/include/openssl/ssl.h') ? [] : ['libssl-dev']),
+    ...(existsSync('/usr/include/zlib.h') ? [] : ['zlib1g-dev']),
+  ];
+}
+
+/** Builds it for the running Node: `npm rebuild` when npm installed it, else `npm install` (npm dropped it after a failed build). */
+function buildConfluent() {
+  // node-gyp compiles against the headers of `nodedir` (an npmrc may pin another Node's): this Node's own.
+  const prefix = dirname(dirname(process.execPath));
+  const env = {
+    CKJS_LINKING: 'dynamic',
+    PATH: [dirname(process.execPath), process.env.PATH].filter(Boolean).join(delimiter),
+    ...(existsSync(join(prefix, 'include', 'node', 'node.h')) ? { npm_config_nodedir: prefix } : {}),
+  };
+  // Compiler errors and node-gyp's verdict; not the warnings, nor the failed prebuilt download.
+  const filter = (line) => /: (fatal )?error: |gyp ERR! (stack Error|not ok)|^npm error /.test(line);
+  const args = existsSync(join(confluentDir, 'package.json'))
+    ? ['rebuild', CONFLUENT, '--build-from-source', '--foreground-scripts']
+    : ['install', '--no-save', '--no-audit', '--no-fund', '--foreground-scripts'];
+  return run(`building ${CONFLUENT} from source for node ${process.version} (npm ${args[0]}, CKJS_LINKING=dynamic; about 2 min)`, 'npm', args, { env, filter });
+}
 
 function postgresBinaries() {
   const initdb = binary('initdb', postgresDirs());

@@ -17,9 +17,12 @@ export class BullmqTestContext {
     this.queue = new Queue(this.name, { connection: { url: redisUrl } });
   }
 
-  /** Starts a worker process on this queue; `env` overrides its settings (see fixtures/worker.mjs). */
-  async startWorker(env: Record<string, string | number> = {}): Promise<WorkerProcess> {
-    const worker = new WorkerProcess({ REDIS_URL: this.redisUrl, QUEUE: this.name, PREFIX: this.prefix, LEDGER: this.ledger, ...env });
+  /**
+   * Starts a worker process on this queue; `env` overrides its settings (see fixtures/worker.mjs, or
+   * the fixture `script` given instead).
+   */
+  async startWorker(env: Record<string, string | number> = {}, script?: string): Promise<WorkerProcess> {
+    const worker = new WorkerProcess({ REDIS_URL: this.redisUrl, QUEUE: this.name, PREFIX: this.prefix, LEDGER: this.ledger, ...env }, script);
     this.workers.push(worker);
     await worker.waitFor((line) => line.kind === 'READY', 20_000);
     return worker;

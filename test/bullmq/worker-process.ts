@@ -10,24 +10,27 @@ export interface Line {
   data: Record<string, unknown>;
 }
 
-/** A BullMQ worker running test/bullmq/fixtures/worker.mjs in its own OS process. */
+/**
+ * A BullMQ worker running test/bullmq/fixtures/worker.mjs (or another fixture `script` that speaks
+ * the same lines) in its own OS process.
+ */
 export class WorkerProcess {
   readonly lines: Line[] = [];
   readonly child: ChildProcess;
   #waiters: { test: (line: Line) => boolean; resolve: (line: Line) => void }[] = [];
   #stderr = '';
 
-  constructor(env: Record<string, string | number>) {
-    this.child = spawn(process.execPath, [FIXTURE], {
+  constructor(env: Record<string, string | number>, script: string = FIXTURE) {
+    this.child = spawn(process.execPath, [script], {
       env: { ...process.env, ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])) },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
     this.child.stderr!.on('data', (chunk: Buffer) => (this.#stderr += chunk.toString()));
     createInterface({ input: this.child.stdout! }).on('line', (text) => this.#onLine(text));
   }
 
-  static async start(env: Record<string, string | number>): Promise<WorkerProcess> {
-    const worker = new WorkerProcess(env);
+  static async start(env: Record<string, string | number>, script?: string): Promise<WorkerProcess> {
+    const worker = new WorkerProcess(env, script);
     await worker.waitFor((line) => line.kind === 'READY', 20_000);
     return worker;
   }
@@ -71,6 +74,27 @@ export class WorkerProcess {
 
   outcomes(): Record<string, unknown>[] {
     return this.lines.filter((l) => l.kind === 'OUTCOME').map((l) => l.data);
+  }
+
+  /** Writes a line to the process's standard input. */
+  send(line: string): void {
+    this.child.stdin!.write(`${line}\n`);
+  }
+
+  /** SIGSTOP: the process is frozen (timers, heartbeats and all) until {@link resume}. */
+  pause(): void {
+    this.child.kill('SIGSTOP');
+  }
+
+  /** SIGCONT: a paused process goes on where it stopped. */
+  resume(): void {
+    this.child.kill('SIGCONT');
+  }
+
+  /** Resolves once the process has exited (at once if it has). */
+  async exited(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    await new Promise((resolve) => this.child.once('exit', resolve));
   }
 
   /** SIGKILL: the process stops dead, nothing is cleaned up. */

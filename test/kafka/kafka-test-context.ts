@@ -34,8 +34,8 @@ export async function connectProducer(kafka: Kafka): Promise<Producer> {
   return producer;
 }
 
-/** Sends in chunks (one request per chunk). */
-export async function sendAll(producer: Producer, topic: string, messages: readonly Message[], chunk = 1_000): Promise<void> {
+/** Sends in chunks (one request per chunk), with kafkajs' producer or a clients.ts one. */
+export async function sendAll(producer: { send(record: { topic: string; messages: Message[] }): Promise<unknown> }, topic: string, messages: readonly Message[], chunk = 1_000): Promise<void> {
   for (let i = 0; i < messages.length; i += chunk) await producer.send({ topic, messages: messages.slice(i, i + chunk) });
 }
 
@@ -86,16 +86,20 @@ export async function committedTotal(admin: Admin, groupId: string, topic: strin
   return total;
 }
 
-/** Runs one consumer of `groupId` over `topic` until `expectedDone` done outcomes and every offset committed. */
+/**
+ * Runs one consumer of `groupId` over `topic`, on `client` (kafkajs or Confluent's, see clients.ts),
+ * until `expectedDone` done outcomes and every offset committed.
+ */
 export async function consumeAll(options: {
   kafka: Kafka;
+  client: import('./clients.js').TestClient;
   dedup: import('@onceonly/kafka').KafkaDedup;
   groupId: string;
   topic: string;
   expectedDone: number;
   handler: import('@onceonly/kafka').KafkaHandler;
 }): Promise<{ outcomes: Map<string, number> }> {
-  const { kafka, dedup, groupId, topic, expectedDone, handler } = options;
+  const { kafka, client, dedup, groupId, topic, expectedDone, handler } = options;
   const outcomes = new Map<string, number>();
   let done = 0;
   const off = dedup.processor.on('outcome', (outcome) => {
@@ -103,7 +107,7 @@ export async function consumeAll(options: {
     outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
     if (outcome.status === 'processed' || outcome.status === 'duplicate') done++;
   });
-  const consumer = fastConsumer(kafka, groupId);
+  const consumer = client.consumer({ groupId });
   const admin = kafka.admin();
   await Promise.all([consumer.connect(), admin.connect()]);
   try {

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KafkaDedup, readHeaderId, stampMessages } from '@onceonly/kafka';
-import { connectProducer, consumeAll, groupName, kafkaClient, newTopic, redisFixture, sendAll } from './kafka-test-context.js';
+import { clients } from './clients.js';
+import { consumeAll, groupName, kafkaClient, newTopic, redisFixture, sendAll } from './kafka-test-context.js';
 
-describe('kafka: producer retries', () => {
+describe.each(clients)('kafka ($name): producer retries', (client) => {
   let redis: Awaited<ReturnType<typeof redisFixture>>;
   beforeAll(async () => {
     redis = await redisFixture();
@@ -16,7 +17,7 @@ describe('kafka: producer retries', () => {
     const topic = await newTopic('producer-retry', 3);
     const groupId = groupName('producer-retry');
     const messages = stampMessages(Array.from({ length: 1_000 }, (_, i) => ({ value: JSON.stringify({ n: i }) })));
-    const producer = await connectProducer(kafka);
+    const producer = await client.producer();
     try {
       await sendAll(producer, topic, messages); // the first attempt
       await sendAll(producer, topic, messages); // a retry of every send, same stamps
@@ -24,7 +25,7 @@ describe('kafka: producer retries', () => {
       await producer.disconnect();
     }
     const dedup = new KafkaDedup({ groupId, store: redis.store });
-    const { outcomes } = await consumeAll({ kafka, dedup, groupId, topic, expectedDone: 2_000, handler: async (_m, { id }) => redis.apply(id) });
+    const { outcomes } = await consumeAll({ kafka, client, dedup, groupId, topic, expectedDone: 2_000, handler: async (_m, { id }) => redis.apply(id) });
 
     const effects = await redis.effects();
     expect(effects.size).toBe(1_000);

@@ -1,8 +1,9 @@
 // Hostile IDs and scopes are kept verbatim and stay apart; what PostgreSQL cannot keep (U+0000, lone
 // surrogates, keys beyond the index's size) is refused with a typed error before any statement is
 // sent, so a bad message can never turn into a retriable store error that is redelivered forever.
-import { InvalidIdError, StoreUnavailableError, validateId } from '@onceonly/core';
+import { DedupProcessor, InvalidIdError, StoreUnavailableError, validateId } from '@onceonly/core';
 import { MAX_ID_BYTES, MAX_SCOPE_BYTES, PostgresStore } from '@onceonly/postgres';
+import type pg from 'pg';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { usePostgres } from './postgres-test-context.js';
 
@@ -142,5 +143,27 @@ describe('what PostgreSQL cannot keep is refused before anything is sent', () =>
     const claim = await store.claim({ ...req('fractional'), leaseMs: 1000.2 });
     const record = await store.get('jobs', 'fractional');
     expect(claim.status === 'acquired' && claim.leaseUntil - record!.claimedAt).toBe(1001);
+  });
+});
+
+describe('hostile IDs and scopes through a transactional handler', () => {
+  it('each is processed once with its write on ctx.tx, kept verbatim; a redelivery of each is a duplicate', async () => {
+    const own = await postgres.store();
+    const ledger = `"${own.tables.schema}".ledger`;
+    await postgres.admin.query(`CREATE TABLE ${ledger} (scope text NOT NULL, id text NOT NULL)`);
+    for (const scope of ['pay', "pay'; --", 'pay\\']) {
+      const processor = new DedupProcessor({ scope, store: own, recordResults: true });
+      const book = async ({ tx, id }: { tx: pg.PoolClient; id: string }) => {
+        await tx.query(`INSERT INTO ${ledger} (scope, id) VALUES ($1, $2)`, [scope, id]);
+        return id; // recorded as the result, inside the same transaction
+      };
+      for (const id of SQL_HOSTILE) expect(await processor.process({ id }, book)).toMatchObject({ status: 'processed', result: id });
+      for (const id of SQL_HOSTILE) expect(await processor.process({ id }, book)).toMatchObject({ status: 'duplicate', result: id });
+      await processor.close();
+    }
+    const { rows } = await postgres.admin.query<{ scope: string; id: string; n: number }>(`SELECT scope, id, count(*)::int AS n FROM ${ledger} GROUP BY scope, id`);
+    expect(rows).toHaveLength(3 * SQL_HOSTILE.length);
+    expect(rows.every((r) => r.n === 1)).toBe(true);
+    expect(new Set(rows.filter((r) => r.scope === "pay'; --").map((r) => r.id))).toEqual(new Set(SQL_HOSTILE));
   });
 });

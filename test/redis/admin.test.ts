@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { hostile } from '../../packages/redis/test/hostile-ids.js';
 import { HOSTILE_IDS } from '../conformance/store-conformance.js';
 import { findRedisServerBinary, freePort, startRedisCluster, type LocalRedisCluster } from '../support/redis-server.js';
-import { connectSharedRedis, deleteUnder, keysUnder, randomPrefix } from './redis-test-context.js';
+import { connectSharedRedis, deleteUnder, expireLease, keysUnder, randomPrefix } from './redis-test-context.js';
 
 const WINDOW = 60_000;
 const LEASE = 30_000;
@@ -76,10 +76,10 @@ describe('RedisStore as an AdminStore', () => {
     const gone = await acquire('s', 'gone');
     await store.release({ scope: 's', id: 'gone', token: gone });
     const stuck = await acquire('s', 'stuck');
-    await client.hset(store.keyOf('s', 'stuck'), 'l', '1'); // its lease ran out
+    await expireLease(client, store.keyOf('s', 'stuck')); // its lease ran out
     // A takeover that is released again: still suspect.
     const taken = await acquire('s', 'taken');
-    await client.hset(store.keyOf('s', 'taken'), 'l', '1');
+    await expireLease(client, store.keyOf('s', 'taken'));
     const takeover = await store.claim({ scope: 's', id: 'taken', leaseMs: LEASE, windowMs: WINDOW });
     expect(takeover).toMatchObject({ status: 'acquired', takeover: true, token: taken + 1 });
     await store.release({ scope: 's', id: 'taken', token: taken + 1 });
@@ -175,11 +175,11 @@ describe('RedisStore as an AdminStore', () => {
     await store.release({ scope: 'c', id: 'r1', token: released });
     await acquire('c', 'p1');
     await acquire('c', 'p2');
-    await client.hset(store.keyOf('c', 'p2'), 'l', '1');
+    await expireLease(client, store.keyOf('c', 'p2'));
     const takeover = await store.claim({ scope: 'c', id: 'p2', leaseMs: LEASE, windowMs: WINDOW }); // suspect now
     expect(takeover).toMatchObject({ status: 'acquired', takeover: true });
     await acquire('c', 'p3');
-    await client.hset(store.keyOf('c', 'p3'), 'l', '1');
+    await expireLease(client, store.keyOf('c', 'p3'));
     await store.completeManyMarked({ scope: 'c', name: 't:1' }, [], { from: 5, to: 6 });
     await completed('c-other', ['c1']);
 
@@ -231,7 +231,10 @@ describe('RedisStore as an AdminStore', () => {
     expect(await store.purgeScope('gone', { includeMarks: true, dryRun: true })).toMatchObject({ records: 0, marks: 1 });
     expect(await store.purgeScope('gone', { includeMarks: true })).toMatchObject({ records: 0, marks: 1 });
     expect(await store.getMark({ scope: 'gone', name: 't:0' })).toBeUndefined();
-    expect((await keysUnder(client, prefix)).length).toBe(2); // gone:a and gon
+    const left = await keysUnder(client, prefix);
+    expect(left.filter((key) => !key.endsWith(':!epoch')).length).toBe(2); // gone:a and gon
+    // The scope's epoch stays: removing it would make every store that claims here report a reset.
+    expect(left).toContain(store.epochKeyOf('gone'));
   });
 
   it('stops a purge after the current batch when its signal aborts', async () => {

@@ -68,6 +68,25 @@ describe.skipIf(!findRedisServerBinary())('Redis Cluster', () => {
     });
   });
 
+  it('keeps the epoch of each scope in the hash slot of the scope, and reports a FLUSHALL of every node', async () => {
+    const events: { scope: string; reason: string }[] = [];
+    const watched = new RedisStore({ client, prefix: store.keyOf('x', 'y').split(':{')[0]! });
+    watched.onReset((event) => events.push(event));
+    const requests = scopes.map((scope) => ({ scope, id: 'epoch', leaseMs: LEASE, windowMs: WINDOW }));
+    expect((await watched.claimMany(requests)).every((r) => r.status === 'acquired')).toBe(true);
+    for (const scope of scopes) {
+      const [epochSlot, recordSlot] = await Promise.all([
+        client.call('CLUSTER', 'KEYSLOT', watched.epochKeyOf(scope)),
+        client.call('CLUSTER', 'KEYSLOT', watched.keyOf(scope, 'epoch')),
+      ]);
+      expect(epochSlot).toBe(recordSlot);
+    }
+    await Promise.all(client.nodes('master').map((node) => node.flushall()));
+    await watched.claimMany(requests);
+    expect(events.map((e) => e.scope).sort()).toEqual([...scopes].sort());
+    expect(new Set(events.map((e) => e.reason))).toEqual(new Set(['missing']));
+  });
+
   it('reloads scripts on every node after SCRIPT FLUSH', async () => {
     await Promise.all(client.nodes('master').map((node) => node.script('FLUSH')));
     const results = await store.claimMany(scopes.map((scope) => ({ scope, id: 'flushed', leaseMs: LEASE, windowMs: WINDOW })));

@@ -28,7 +28,9 @@ describe('keys in Redis', () => {
     expect(results.every((r) => r.status === 'acquired')).toBe(true);
 
     const keys = await keysUnder(client, prefix);
-    expect(keys).toHaveLength(requests.length);
+    // One record per request, and one epoch key per scope.
+    expect(keys).toHaveLength(requests.length + scopes.length);
+    expect(keys.filter((key) => key.endsWith(':!epoch')).sort()).toEqual(scopes.map((scope) => store.epochKeyOf(scope)).sort());
     for (const key of keys) {
       expect(key.startsWith(`${prefix}:{`)).toBe(true);
       expect(Buffer.byteLength(key)).toBeLessThanOrEqual(prefix.length + 2 * MAX_PART_LENGTH + 4);

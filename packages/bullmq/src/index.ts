@@ -17,7 +17,7 @@
  *
  * @packageDocumentation
  */
-export { onceonly, type JobContext, type JobHandler, type WrappedProcessor } from './wrap-processor.js';
+export { onceonly, type BaseJobContext, type JobContext, type JobHandler, type WrappedProcessor } from './wrap-processor.js';
 export { createWorker, type CreateWorkerOptions } from './create-worker.js';
 export { addBulkStamped, addStamped, type QueueLike } from './producer.js';
 export { DEFAULT_STAMP_KEY, readStamp, stamp, type JobData, type StampOptions } from './stamp.js';

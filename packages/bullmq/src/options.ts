@@ -1,4 +1,4 @@
-import { DedupProcessor, InvalidOptionsError, parseOptions, processorOptionsSchema, type DedupProcessorOptions } from '@onceonly/core';
+import { DedupProcessor, InvalidOptionsError, parseOptions, processorOptionsSchema, type DedupProcessorOptions, type DedupStore } from '@onceonly/core';
 import type { Job } from 'bullmq';
 import { z } from 'zod';
 import { DEFAULT_STAMP_KEY } from './stamp.js';
@@ -6,8 +6,11 @@ import { DEFAULT_STAMP_KEY } from './stamp.js';
 /** Where a job's message ID comes from. */
 export type IdSource<D = unknown> = 'stamp' | 'jobId' | ((job: Job<D>) => unknown);
 
-/** Options of the BullMQ adapter, on top of `DedupProcessor`'s (whose `scope` defaults to the queue name). */
-export interface AdapterOptions<D = unknown> {
+/**
+ * Options of the BullMQ adapter, on top of `DedupProcessor`'s (whose `scope` defaults to the queue
+ * name). `S` is the store's type, from `store` or `processor`: it decides whether handlers get a `tx`.
+ */
+export interface AdapterOptions<D = unknown, S extends DedupStore = DedupStore> {
   /**
    * The job's message ID: its stamp (`'stamp'`, the default; see `addStamped`), BullMQ's job id
    * (`'jobId'`; only meaningful for custom job ids, since BullMQ's generated ids differ per add), or a
@@ -17,7 +20,7 @@ export interface AdapterOptions<D = unknown> {
   /** The `job.data` property holding the stamp. @defaultValue 'onceonlyId' */
   stampKey?: string;
   /** A processor to share (e.g. between workers of one process); the dedup options must then be omitted. */
-  processor?: DedupProcessor;
+  processor?: DedupProcessor<S>;
   /**
    * Send the claims (and completions) of concurrent jobs made while an earlier one is in flight as
    * one `claimMany` (`completeMany`) round trip. Each job still waits for its own answer, so nothing is
@@ -35,7 +38,8 @@ export interface AdapterOptions<D = unknown> {
   closeGraceMs?: number;
 }
 
-export type OnceOnlyWorkerOptions<D = unknown> = AdapterOptions<D> & Partial<DedupProcessorOptions>;
+/** Options of `onceonly` (and `createWorker`'s `onceonly`): the adapter's and the processor's; `S` is the store's type. */
+export type OnceOnlyWorkerOptions<D = unknown, S extends DedupStore = DedupStore> = AdapterOptions<D, S> & Partial<DedupProcessorOptions<S>>;
 
 /** Default of `closeGraceMs`. */
 export const DEFAULT_CLOSE_GRACE_MS = 10_000;
@@ -69,7 +73,7 @@ export function resolveAdapterOptions(input: OnceOnlyWorkerOptions<never> | unde
   if (input !== undefined && input !== null && (typeof input !== 'object' || Array.isArray(input))) {
     throw new InvalidOptionsError(`invalid onceonly BullMQ options: must be an object, got ${Array.isArray(input) ? 'an array' : typeof input}`);
   }
-  const { id, stampKey, processor, coalesce, closeGraceMs, ...dedup } = (input ?? {}) as OnceOnlyWorkerOptions<unknown>;
+  const { id, stampKey, processor, coalesce, closeGraceMs, ...dedup } = (input ?? {}) as OnceOnlyWorkerOptions;
   const adapter = parseOptions(adapterSchema, { id, stampKey, processor, coalesce, closeGraceMs }, 'onceonly BullMQ');
   if (adapter.processor) {
     if (Object.keys(dedup).length > 0) {

@@ -1,6 +1,7 @@
 import { InvalidOptionsError } from '@onceonly/core';
 import type { BulkJobOptions, Job, JobsOptions } from 'bullmq';
 import { DEFAULT_STAMP_KEY, stamp, type JobData, type StampOptions } from './stamp.js';
+import { withTraceContext } from './trace-context.js';
 
 /** The part of a BullMQ `Queue` the producer helpers use. */
 export interface QueueLike<D = JobData> {
@@ -34,7 +35,7 @@ export async function addStamped<D extends JobData>(
   options: StampOptions = {},
 ): Promise<Job> {
   const stamped = stamp(data, options) as D;
-  return queue.add(name, stamped, withJobId(stamped, opts, options));
+  return queue.add(name, stamped, withTraceContext(withJobId(stamped, opts, options), options.inject));
 }
 
 /**
@@ -50,7 +51,7 @@ export async function addBulkStamped<D extends JobData>(
 ): Promise<Job[]> {
   const stamped = jobs.map((job) => {
     const data = stamp(job.data, options) as D;
-    return { name: job.name, data, opts: withJobId(data, job.opts, options) };
+    return { name: job.name, data, opts: withTraceContext(withJobId(data, job.opts, options), options.inject) };
   });
   return queue.addBulk(stamped);
 }

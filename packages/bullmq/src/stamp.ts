@@ -23,6 +23,13 @@ export interface StampOptions {
    * Keep it equal to the worker's `maxIdBytes`. @defaultValue 256 (the worker's default)
    */
   maxIdBytes?: number;
+  /**
+   * Adds the producer's trace context to the job (`addStamped` / `addBulkStamped`): called with an
+   * empty carrier, whose JSON goes into `opts.telemetry.metadata`, where BullMQ's own telemetry keeps
+   * it too (not into the data, which the worker fingerprints). `injectTraceContext` of
+   * `@onceonly/otel` fills it. Options that already carry metadata keep it. @defaultValue none
+   */
+  inject?: (carrier: Record<string, unknown>) => void;
 }
 
 /** A job's data as BullMQ carries it: JSON. Stamping needs a plain object to put the ID in. */

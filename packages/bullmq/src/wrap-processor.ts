@@ -1,4 +1,5 @@
 import {
+  type BaseHandlerContext,
   DedupProcessor,
   InvalidIdError,
   InvalidOptionsError,
@@ -9,27 +10,37 @@ import {
   type Outcome,
   ProcessorClosedError,
   type ProcessOptions,
+  type TxOf,
 } from '@onceonly/core';
 import { DelayedError, type Job } from 'bullmq';
 import { isUnrecoverable, UnrecoverableJobError } from './errors.js';
 import { resolveAdapterOptions, type IdSource, type OnceOnlyWorkerOptions } from './options.js';
 import { readStamp } from './stamp.js';
+import { tracedMessage } from './trace-context.js';
 
-/** What a wrapped handler receives beside the job. */
-export interface JobContext<D = unknown> extends Omit<HandlerContext<D>, 'payload'> {
+/** What a wrapped handler receives beside the job, whatever the store. */
+export interface BaseJobContext<D = unknown> extends Omit<BaseHandlerContext<D>, 'payload'> {
   /** The job being processed (also the handler's first argument). */
   readonly job: Job<D>;
   /** BullMQ's lock token for this run (not the fencing token): pass it to `job.moveToDelayed` and friends. */
   readonly lockToken: string | undefined;
 }
 
-/** A job handler made effectively-once by {@link onceonly}. */
-export type JobHandler<D = unknown, R = unknown> = (job: Job<D>, context: JobContext<D>) => R | Promise<R>;
+/**
+ * What a wrapped handler receives beside the job. With a transactional store (`Tx` is its transaction
+ * type: a `pg` client inside `BEGIN` for `PostgresStore`) it also has `tx`: run the effect's writes on
+ * it, and they commit together with the completion, or not at all. With any other store (`Tx` is
+ * `never`, the default) there is no `tx`.
+ */
+export type JobContext<D = unknown, Tx = never> = BaseJobContext<D> & ([Tx] extends [never] ? unknown : { readonly tx: Tx });
+
+/** A job handler made effectively-once by {@link onceonly}; `Tx` as in {@link JobContext}. */
+export type JobHandler<D = unknown, R = unknown, Tx = never> = (job: Job<D>, context: JobContext<D, Tx>) => R | Promise<R>;
 
 /** A BullMQ processor function, as `new Worker(queue, processor)` takes it. */
-export type WrappedProcessor<D = unknown, R = unknown> = ((job: Job<D>, token?: string, signal?: AbortSignal) => Promise<R>) & {
+export type WrappedProcessor<D = unknown, R = unknown, S extends DedupStore = DedupStore> = ((job: Job<D>, token?: string, signal?: AbortSignal) => Promise<R>) & {
   /** The processor(s) deduplicating for this wrapper, one per scope. */
-  readonly processors: () => DedupProcessor[];
+  readonly processors: () => DedupProcessor<S>[];
   /**
    * Closes the wrapper: jobs that reach it from now on go back to the queue unrun; running handlers get
    * `graceMs` to finish, then their `signal` is aborted (reason: a `ProcessorClosedError`) and their jobs
@@ -70,12 +81,28 @@ export type WrappedProcessor<D = unknown, R = unknown> = ((job: Job<D>, token?: 
  *
  * Every option is checked here, whether or not `scope` or `processor` is given.
  *
+ * **Transactional stores.** With a store that completes inside the handler's transaction
+ * (`PostgresStore`), the handler's context has `tx` (typed from the store `S`, given as `store` or
+ * through `processor`): writes on it commit together with the completion, so for effects in that
+ * database a crash or a stale owner can no longer apply them twice. `tx` is absent from the type
+ * with any other store. When you spell out the job data type, spell out the store too
+ * (`onceonly<Data, Result, PostgresStore>(…)`), or type the job parameter instead
+ * (`async (job: Job<Data>, { tx }) => …`): TypeScript infers either all type arguments or none.
+ *
  * @throws {InvalidOptionsError} naming each wrong or unknown option.
  *
  * @example
  * const worker = new Worker('emails', onceonly(async (job, { id, token }) => send(job.data), { store }), { connection });
+ * @example
+ * // PostgresStore: the ledger row and the completion commit together.
+ * const ledger = onceonly(async (job: Job<{ account: string; cents: number }>, { tx, id }) => {
+ *   await tx.query('INSERT INTO ledger (message_id, account, cents) VALUES ($1, $2, $3)', [id, job.data.account, job.data.cents]);
+ * }, { store: new PostgresStore({ pool }) });
  */
-export function onceonly<D = unknown, R = unknown>(handler: JobHandler<D, R>, options?: OnceOnlyWorkerOptions<D>): WrappedProcessor<D, R> {
+export function onceonly<D = unknown, R = unknown, S extends DedupStore = DedupStore>(
+  handler: JobHandler<D, R, TxOf<S>>,
+  options?: OnceOnlyWorkerOptions<D, S>,
+): WrappedProcessor<D, R, S> {
   if (typeof handler !== 'function') throw new TypeError('onceonly(handler): handler must be a function');
   const resolved = resolveAdapterOptions(options as OnceOnlyWorkerOptions<never>);
   const byScope = new Map<string, DedupProcessor>();
@@ -121,11 +148,14 @@ export function onceonly<D = unknown, R = unknown>(handler: JobHandler<D, R>, op
       throw error instanceof OnceOnlyError ? new UnrecoverableJobError(error) : error;
     }
     let signal: AbortSignal | undefined;
+    // The processor's context carries `tx` when its store is transactional; the handler's type says so.
+    const run = handler as JobHandler<D, R, unknown>;
     const outcome = await processor.process<D, R>(
-      { id, payload: job.data },
+      // With an instrumentation (e.g. @onceonly/otel): the producer's trace context and messaging attributes.
+      processor.options.instrumentation === undefined ? { id, payload: job.data } : tracedMessage(id, job),
       (context) => {
         signal = context.signal;
-        return handler(job, { ...withoutPayload(context), job, lockToken });
+        return run(job, { ...withoutPayload(context), job, lockToken } as JobContext<D, unknown>);
       },
       processOptions,
     );
@@ -155,7 +185,7 @@ export function onceonly<D = unknown, R = unknown>(handler: JobHandler<D, R>, op
     await Promise.all(owned.map((s) => s.close()));
   };
   return Object.assign(wrapped, {
-    processors: () => (resolved.processor ? [resolved.processor] : [...created]),
+    processors: () => (resolved.processor ? [resolved.processor] : [...created]) as DedupProcessor<S>[],
     close: (options: { graceMs?: number } = {}) => {
       const graceMs = options.graceMs ?? resolved.closeGraceMs;
       if (typeof graceMs !== 'number' || !Number.isInteger(graceMs) || graceMs < 0) {

@@ -13,13 +13,15 @@ export type {
   OwnedRef,
   PositionedClaimRequest,
   RecordState,
+  ResetReportingStore,
+  StoreResetEvent,
   TransactionalCompleteRequest,
   TransactionalStore,
   TransactionalWork,
   TransitionResult,
   TxOf,
 } from './store/store.js';
-export { advanceMark, isTransactional, MAX_WINDOW_MS, supportsMarks } from './store/store.js';
+export { advanceMark, isTransactional, MAX_WINDOW_MS, reportsResets, supportsMarks } from './store/store.js';
 export { MemoryStore, type MemoryStoreOptions, type MemoryStoreStats } from './store/memory-store.js';
 export { coalesceStore } from './store/coalescing-store.js';
 export type {
@@ -82,7 +84,17 @@ export {
   type TakeoverPolicy,
 } from './processor/options.js';
 export type { BaseHandlerContext, Handler, HandlerContext, Message, TakeoverContext } from './processor/context.js';
+export type { Instrumentation, MessageInfo, MessageTrace } from './processor/instrumentation.js';
 export type { ProcessorEvents } from './processor/events.js';
+export {
+  DuplicateRateMonitor,
+  type DuplicateRateEvents,
+  type DuplicateRateHighEvent,
+  type DuplicateRateMonitorOptions,
+  type DuplicateRateSnapshot,
+  type DuplicateRateZeroEvent,
+  type OutcomeSource,
+} from './processor/duplicate-rate-monitor.js';
 export {
   isDone,
   type BatchResult,

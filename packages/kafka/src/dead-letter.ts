@@ -3,9 +3,13 @@ import type { KafkaMessage } from 'kafkajs';
 import type { HeaderValue } from './message-id.js';
 import type { MessageHeaders, StampableMessage } from './stamp.js';
 
-/** What publishing to a dead-letter topic needs of a producer (kafkajs' and Confluent's fit). */
+/**
+ * What publishing to a dead-letter topic needs of a producer (kafkajs' and Confluent's fit). The record
+ * carries no `acks`: kafkajs sends with `acks: -1` (all in-sync replicas) by default, and Confluent's
+ * producer takes `acks` only in its config (default -1) and rejects a record that sets it.
+ */
 export interface DeadLetterProducer {
-  send(record: { topic: string; acks?: number; messages: StampableMessage[] }): Promise<unknown>;
+  send(record: { topic: string; messages: StampableMessage[] }): Promise<unknown>;
 }
 
 /** Diagnostic headers a dead-lettered message carries besides its own. */
@@ -53,7 +57,7 @@ export async function publishDeadLetter(producer: DeadLetterProducer, topic: str
   headers[DLT_HEADERS.timestamp] = message.timestamp;
   headers[DLT_HEADERS.group] = source.group;
   headers[DLT_HEADERS.attempts] = String(poison.attempts);
-  await producer.send({ topic, acks: -1, messages: [{ key: message.key ?? null, value: message.value ?? null, headers }] });
+  await producer.send({ topic, messages: [{ key: message.key ?? null, value: message.value ?? null, headers }] });
 }
 
 /** A header as a producer can send it: null values (which some producers write) are dropped, arrays keep their non-null items. */

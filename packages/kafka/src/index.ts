@@ -36,5 +36,5 @@ export {
   type StampableSender,
   type StampOptions,
 } from './stamp.js';
-export { replayTopic, type ReplayFrom, type ReplayOptions } from './replay.js';
+export { replayTopic, type ReplayAdmin, type ReplayFrom, type ReplayOptions } from './replay.js';
 export { DLT_HEADERS, type DeadLetterProducer } from './dead-letter.js';

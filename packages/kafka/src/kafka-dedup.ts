@@ -255,14 +255,29 @@ export class KafkaDedup {
     const { header, idSource } = this.options;
     const where = { topic, partition, offset: message.offset };
     const key = message.key === null || message.key === undefined ? null : typeof message.key === 'string' ? message.key : message.key.toString('latin1');
+    // With an instrumentation (e.g. @onceonly/otel): the headers carry the producer's trace context, and
+    // the messaging attributes say where the message came from. Without one, nothing is built.
+    const attributes = this.processor.options.instrumentation === undefined ? undefined : this.#attributes(topic, partition, message.offset);
+    const carrier = attributes === undefined ? undefined : message.headers;
     try {
-      return { id: messageId(idSource, header, message, topic, partition), payload: message.value ?? undefined, key, where };
+      return { id: messageId(idSource, header, message, topic, partition), payload: message.value ?? undefined, key, where, carrier, attributes };
     } catch (error) {
       // A bad ID is poison like any other: dead-lettered, or the consumer stops at it.
       const idError =
         error instanceof InvalidIdError ? error : new InvalidIdError('ID_INVALID', `the idSource function threw: ${toError(error).message}`);
-      return { id: undefined, payload: message.value ?? undefined, key, where, idError: withWhere(idError, topic, partition, message.offset) as InvalidIdError };
+      return { id: undefined, payload: message.value ?? undefined, key, where, carrier, attributes, idError: withWhere(idError, topic, partition, message.offset) as InvalidIdError };
     }
+  }
+
+  /** The OpenTelemetry messaging attributes of a message (the key is left out: it may be personal data). */
+  #attributes(topic: string, partition: number, offset: string): Readonly<Record<string, string | number>> {
+    return {
+      'messaging.system': 'kafka',
+      'messaging.destination.name': topic,
+      'messaging.consumer.group.name': this.options.groupId,
+      'messaging.destination.partition.id': String(partition),
+      'messaging.kafka.offset': Number(offset),
+    };
   }
 
   /** Publishes a poison message to its dead-letter topic (acknowledged before its offset is resolved). */

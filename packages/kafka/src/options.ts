@@ -80,7 +80,10 @@ export const kafkaDedupOptionsSchema = z.strictObject({
    */
   deadLetter: z
     .strictObject({
-      /** A connected producer (kafkajs or Confluent's KafkaJS API). Its `send` must be acknowledged by all in-sync replicas. */
+      /**
+       * A connected producer (kafkajs or Confluent's KafkaJS API). Its sends must be acknowledged by all
+       * in-sync replicas: kafkajs' default; for Confluent's, keep its `acks` config at the default -1.
+       */
       producer: z.custom<DeadLetterProducer>((v) => typeof (v as { send?: unknown } | null)?.send === 'function', 'must be a producer with send()'),
       /** The dead-letter topic of a source topic. @defaultValue `<topic>.DLT` */
       topic: z.union([z.string().min(1), z.custom<(topic: string) => string>(isFunction, 'must be a string or a function')]).optional(),

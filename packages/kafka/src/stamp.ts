@@ -1,4 +1,4 @@
-import { contentId, uuidv7, validateId } from '@onceonly/core';
+import { contentId, InvalidOptionsError, uuidv7, validateId } from '@onceonly/core';
 import { DEFAULT_ID_HEADER } from './message-id.js';
 
 /** Headers of an outgoing message: kafkajs' `IHeaders` (Confluent's KafkaJS-compatible API uses the same). */
@@ -51,6 +51,13 @@ export interface StampOptions {
   header?: string;
   /** @defaultValue 'uuidv7' */
   id?: IdGenerator;
+  /**
+   * Called once per message with its (copied) headers as it is stamped, to add the producer's trace
+   * context: `injectTraceContext` of `@onceonly/otel` writes `traceparent` (and `tracestate`), so the
+   * consumer's span links to the producer's. A message that already carries a `traceparent` keeps it.
+   * @defaultValue none
+   */
+  inject?: (headers: MessageHeaders) => void;
 }
 
 function generate(generator: IdGenerator, message: StampableMessage): string {
@@ -76,11 +83,14 @@ function generate(generator: IdGenerator, message: StampableMessage): string {
 export function stampMessages<M extends StampableMessage>(messages: readonly M[], options: StampOptions = {}): (M & { headers: MessageHeaders })[] {
   const header = options.header ?? DEFAULT_ID_HEADER;
   const generator = options.id ?? 'uuidv7';
+  const inject = options.inject;
+  if (inject !== undefined && typeof inject !== 'function') throw new InvalidOptionsError('"inject" must be a function of the headers');
   return messages.map((message) => {
     const headers: MessageHeaders = {};
     for (const [name, value] of Object.entries(message.headers ?? {})) headers[name] = Array.isArray(value) ? [...value] : value;
     // A null value cannot be sent by kafkajs and reads as missing on the consumer: stamp over it.
     if (headers[header] == null) headers[header] = generate(generator, message);
+    if (inject !== undefined && headers['traceparent'] == null) inject(headers);
     return { ...message, headers };
   });
 }

@@ -1,8 +1,10 @@
 // The parts of @confluentinc/kafka-javascript's KafkaJS-compatible API (types/kafkajs.d.ts) that
-// onceonly meets, copied as they are declared there: the package itself needs a native build, so the
-// tests check against its shapes instead. What matters: its producer is a class with private `#fields`,
-// has no `isIdempotent`/`events`/`on`, returns itself from `transaction()`, and its `EachBatchPayload`
-// has no `uncommittedOffsets` (its batch no `offsetLag`).
+// onceonly meets, copied as they are declared there: the package needs a native build (an optional
+// dependency of the integration tests, which run the real client on the real broker: test/kafka/clients.ts),
+// so these unit tests check against its shapes instead. What matters: its producer is a class with
+// private `#fields`, has no `isIdempotent`/`events`/`on`, returns itself from `transaction()`, rejects
+// a per-send `acks`, and rewrites the messages given to `send()` in place; its `EachBatchPayload` has
+// no `uncommittedOffsets`.
 
 export interface IHeaders {
   [key: string]: Buffer | string | (Buffer | string)[] | undefined;
@@ -115,8 +117,12 @@ export type ConsumerRunConfig = {
 
 /**
  * A producer built like Confluent's: state in private `#fields`, so calling its methods with any
- * `this` but the instance throws `Cannot read private member #state`. It records what it sends, and
- * rewrites header values in place the way a client that normalises headers to bytes might.
+ * `this` but the instance throws `Cannot read private member #state`. Its `send()` does what the real
+ * one (lib/kafkajs/_producer.js, 1.10) does besides producing: rejects `acks`, `timeout` and
+ * `compression` in the record (they are producer settings there), and rewrites each message in place:
+ * `partition` -1, a string value to a Buffer, `timestamp` a number, headers to librdkafka's
+ * `[{ name: value }]` list. Sending the same message objects again then throws, as the real one does
+ * ("Header value must be a string or buffer"). `sent` keeps what each send carried, as given.
  */
 export class PrivateFieldsProducer implements Producer {
   #state: 'disconnected' | 'connected' = 'disconnected';
@@ -136,11 +142,11 @@ export class PrivateFieldsProducer implements Producer {
   }
 
   async send(record: ProducerRecord): Promise<RecordMetadata[]> {
-    return this.#record('send', record.messages);
+    return this.#record('send', [record]);
   }
 
   async sendBatch(batch: ProducerBatch): Promise<RecordMetadata[]> {
-    return this.#record('sendBatch', (batch.topicMessages ?? []).flatMap((t) => t.messages));
+    return this.#record('sendBatch', batch.topicMessages ?? []);
   }
 
   async flush(): Promise<void> {
@@ -170,14 +176,33 @@ export class PrivateFieldsProducer implements Producer {
     if (this.#state !== 'connected') throw new Error('producer not connected');
   }
 
-  #record(kind: 'send' | 'sendBatch', messages: Message[]): RecordMetadata[] {
+  #record(kind: 'send' | 'sendBatch', records: readonly ProducerRecord[]): RecordMetadata[] {
     this.#connected();
-    for (const message of messages) {
-      for (const [name, value] of Object.entries(message.headers ?? {})) {
-        if (typeof value === 'string' && message.headers) message.headers[name] = Buffer.from(value);
-      }
+    for (const key of ['acks', 'timeout', 'compression']) {
+      if (records.some((record) => Object.hasOwn(record, key))) throw new Error(`The '${key}' property seems to be a KafkaJS property in the main config block.`);
     }
-    this.sent.push({ kind, transactional: this.#inTransaction, messages });
+    const messages = records.flatMap((record) => record.messages);
+    this.sent.push({ kind, transactional: this.#inTransaction, messages: messages.map((m) => ({ ...m, ...(m.headers ? { headers: structuredClone(m.headers) } : {}) })) });
+    for (const message of messages) {
+      const rewritten = message as Omit<Message, 'timestamp' | 'headers'> & { partition: number; timestamp: unknown; headers: unknown };
+      rewritten.partition = -1;
+      if (typeof message.value === 'string') rewritten.value = Buffer.from(message.value);
+      rewritten.timestamp = message.timestamp ? Number(message.timestamp) : 0;
+      rewritten.headers = toRdKafkaHeaders(message.headers);
+    }
     return messages.map(() => ({ topicName: 't', partition: 0, errorCode: 0 }));
   }
+}
+
+/** Confluent's `convertToRdKafkaHeaders`, with the check its native `produce` makes of each value. */
+function toRdKafkaHeaders(headers: IHeaders | undefined): { [name: string]: Buffer | string }[] | null {
+  if (!headers) return null;
+  const list: { [name: string]: unknown }[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    for (const item of Array.isArray(value) ? value : [value]) list.push({ [name]: item });
+  }
+  for (const header of list) {
+    for (const value of Object.values(header)) if (typeof value !== 'string' && !Buffer.isBuffer(value)) throw new Error('Header value must be a string or buffer');
+  }
+  return list as { [name: string]: Buffer | string }[];
 }

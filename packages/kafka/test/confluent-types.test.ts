@@ -4,7 +4,7 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { MemoryStore } from '@onceonly/core';
 import { Kafka, logLevel, type ConsumerRunConfig, type EachBatchHandler, type EachMessageHandler, type Producer } from 'kafkajs';
-import { KafkaDedup, withMessageIds } from '@onceonly/kafka';
+import { KafkaDedup, replayTopic, withMessageIds } from '@onceonly/kafka';
 import * as confluent from './confluent-shapes.js';
 
 /** A batch payload exactly as Confluent declares it: no `uncommittedOffsets`, no `batch.offsetLag`. */
@@ -59,6 +59,31 @@ describe("Confluent's KafkaJS-compatible API", () => {
     const message: confluent.KafkaMessage = { key: null, value: Buffer.from('d'), timestamp: '0', attributes: 0, offset: '9', headers: { 'onceonly-id': 'd' } };
     await eachMessage({ topic: 'orders', partition: 0, message, heartbeat: async () => undefined, pause: () => () => undefined });
     expect(seen).toEqual(['0', '1', '3', '9']);
+  });
+});
+
+describe("Confluent's producer as the dead-letter producer", () => {
+  it('publishes poison through it: no per-send `acks` (which it rejects), and its in-place rewrite never touches the consumed message', async () => {
+    const producer = new confluent.PrivateFieldsProducer();
+    await producer.connect();
+    const dedup = new KafkaDedup({ groupId: 'g', store: new MemoryStore(), deadLetter: { producer } });
+    const { payload, resolved } = confluentPayload(['a', 'b']);
+    const headers = { trace: 'keep-me' }; // the second message has no ID header: poison
+    payload.batch.messages[1] = { key: null, value: Buffer.from('b'), timestamp: '0', attributes: 0, offset: '1', headers };
+    await dedup.eachBatch(async () => undefined)(payload);
+    expect(resolved.at(-1)).toBe('1'); // published, so committed past
+    expect(producer.sent).toHaveLength(1);
+    const [published] = producer.sent[0]!.messages;
+    expect(published).toMatchObject({ key: null, value: Buffer.from('b'), headers: { trace: 'keep-me', 'onceonly-dlt-error-code': 'ID_MISSING' } });
+    expect(headers).toEqual({ trace: 'keep-me' });
+  });
+});
+
+describe("Confluent's admin", () => {
+  it('cannot move offsets: replayTopic says to use a kafkajs admin instead of failing on a missing method', async () => {
+    // What its KafkaJS admin has of the offset API: reads only (lib/kafkajs/_admin.js, 1.10).
+    const admin = { fetchTopicOffsets: async () => [], fetchTopicOffsetsByTimestamp: async () => [], fetchOffsets: async () => [] };
+    await expect(replayTopic(admin as never, { groupId: 'g', topic: 't', from: 'earliest' })).rejects.toThrow(/no resetOffsets\/setOffsets.*use a kafkajs admin/);
   });
 });
 

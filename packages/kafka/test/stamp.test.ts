@@ -101,6 +101,27 @@ describe('withMessageIds', () => {
   });
 });
 
+describe("re-sending stamped messages with Confluent's producer (it rewrites what it is given)", () => {
+  it('through withMessageIds each send gets fresh copies, so a re-send carries the same IDs; the raw producer throws on the second send', async () => {
+    const producer = new PrivateFieldsProducer();
+    await producer.connect();
+    const messages = stampMessages([{ value: 'a' }, { value: 'b', headers: { trace: ['x', 'y'] } }], { id: () => 'fixed' });
+    const before = structuredClone(messages);
+    const wrapped = withMessageIds(producer);
+    await wrapped.send({ topic: 't', messages });
+    await wrapped.send({ topic: 't', messages }); // a retry of the whole send
+    expect(messages).toEqual(before);
+    expect(producer.sent.map((s) => s.messages.map((m) => m.headers))).toEqual([
+      [{ [ID]: 'fixed' }, { [ID]: 'fixed', trace: ['x', 'y'] }],
+      [{ [ID]: 'fixed' }, { [ID]: 'fixed', trace: ['x', 'y'] }],
+    ]);
+
+    await producer.send({ topic: 't', messages }); // raw: rewrites `messages` in place
+    expect(messages[0]!.headers).toEqual([{ [ID]: 'fixed' }]);
+    await expect(producer.send({ topic: 't', messages })).rejects.toThrow('Header value must be a string or buffer');
+  });
+});
+
 describe('stampMessages', () => {
   it('returns copies with their own headers, stamped where the ID is missing, and leaves frozen input as it was', () => {
     const trace = ['x'];

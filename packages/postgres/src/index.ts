@@ -14,7 +14,7 @@
  * @packageDocumentation
  */
 export { PostgresStore, type PruneOptions } from './postgres-store.js';
-export { postgresStoreOptionsSchema, type PostgresStoreOptions } from './postgres-store-options.js';
+export { postgresStoreOptionsSchema, type PostgresStoreOptions, type TransactionRunner } from './postgres-store-options.js';
 export { DEFAULT_TABLE_NAMES, migrate, SCHEMA_VERSION, schemaSql } from './schema.js';
 export { identifierProblem, MAX_SCHEMA_NAME_LENGTH, MAX_TABLE_NAME_LENGTH, quoteIdentifier, type TableNames } from './sql.js';
 export { MAX_ID_BYTES, MAX_SCOPE_BYTES } from './requests.js';

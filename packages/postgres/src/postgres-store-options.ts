@@ -1,5 +1,5 @@
 import { InvalidOptionsError } from '@onceonly/core';
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { z } from 'zod';
 import { identifierProblem, MAX_SCHEMA_NAME_LENGTH, MAX_TABLE_NAME_LENGTH } from './sql.js';
 
@@ -17,6 +17,37 @@ const isPool = (value: unknown): boolean =>
   typeof (value as { query?: unknown }).query === 'function' &&
   typeof (value as { connect?: unknown }).connect === 'function' &&
   typeof (value as { totalCount?: unknown }).totalCount === 'number';
+
+/**
+ * How the store opens the handler's transaction through your query builder or ORM (option
+ * `transaction` of {@link PostgresStore}): `ctx.tx` is then that library's transaction object, and the
+ * completion runs inside it as its last statement.
+ *
+ * @example Kysely (`ctx.tx` is a `Transaction<DB>`)
+ * new PostgresStore<Transaction<DB>>({
+ *   pool,
+ *   transaction: {
+ *     run: (work) => db.transaction().execute(work),
+ *     query: (trx, sql, parameters) => trx.executeQuery(CompiledQuery.raw(sql, parameters)),
+ *   },
+ * });
+ */
+export interface TransactionRunner<Tx> {
+  /**
+   * Runs `work` in a new transaction of your library on the store's database: commits when `work`
+   * resolves, rolls back (and rejects) when it rejects. E.g. Kysely's `db.transaction().execute(work)`,
+   * Drizzle's `db.transaction(work)`, or your own BEGIN/COMMIT around a pg client you hold.
+   */
+  readonly run: <T>(work: (tx: Tx) => Promise<T>) => Promise<T>;
+  /**
+   * Runs one SQL statement with `$1, $2, …` parameters on `tx`, answering its rows: the store's
+   * completion, inside the transaction. E.g. Kysely:
+   * `(trx, sql, parameters) => trx.executeQuery(CompiledQuery.raw(sql, parameters))`.
+   */
+  readonly query: (tx: Tx, sql: string, parameters: unknown[]) => Promise<{ readonly rows: readonly unknown[] }>;
+}
+
+const isFunction = (value: unknown): boolean => typeof value === 'function';
 
 const identifier = (maxLength: number) =>
   z.string().superRefine((name, context) => {
@@ -77,6 +108,18 @@ export const postgresStoreOptionsSchema = z
     pruneBatchSize: z.number().int().min(1).max(100_000).default(1_000),
     /** Called with the `StoreUnavailableError` of a failed periodic prune (the next run tries again). */
     onPruneError: z.custom<(error: Error) => void>((value) => typeof value === 'function', 'must be a function').optional(),
+    /**
+     * Open the handler's transaction through your query builder or ORM ({@link TransactionRunner}):
+     * `ctx.tx` is then its transaction object. Claims, heartbeats and the other calls still use `pool`,
+     * which must reach the same database.
+     * @defaultValue none: `ctx.tx` is a `pg` client of `pool` inside `BEGIN`
+     */
+    transaction: z
+      .strictObject({
+        run: z.custom<TransactionRunner<unknown>['run']>(isFunction, 'must be a function: (work) => your library runs work(tx) in a transaction'),
+        query: z.custom<TransactionRunner<unknown>['query']>(isFunction, 'must be a function: (tx, sql, parameters) => the rows of sql run on tx'),
+      })
+      .optional(),
   })
   .superRefine((options, context) => {
     if (options.table === options.marksTable) {
@@ -84,8 +127,19 @@ export const postgresStoreOptionsSchema = z
     }
   });
 
-/** Options of {@link PostgresStore}. */
-export type PostgresStoreOptions = z.input<typeof postgresStoreOptionsSchema>;
+/**
+ * Options of {@link PostgresStore}. `Tx` is what handlers get as `ctx.tx`: a `pg` client by default,
+ * your library's transaction with the `transaction` option.
+ */
+export type PostgresStoreOptions<Tx = PoolClient> = Omit<z.input<typeof postgresStoreOptionsSchema>, 'transaction'> & {
+  /**
+   * Open the handler's transaction through your query builder or ORM ({@link TransactionRunner}):
+   * `ctx.tx` is then its transaction object. Claims, heartbeats and the other calls still use `pool`,
+   * which must reach the same database.
+   * @defaultValue none: `ctx.tx` is a `pg` client of `pool` inside `BEGIN`
+   */
+  transaction?: TransactionRunner<Tx>;
+};
 export type ResolvedPostgresStoreOptions = z.output<typeof postgresStoreOptionsSchema>;
 
 /** Validates the options, failing with an `InvalidOptionsError` that names the option. */
@@ -94,7 +148,9 @@ export function parsePostgresStoreOptions(options: unknown): ResolvedPostgresSto
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0]!;
   const name =
-    issue.code === 'unrecognized_keys' ? issue.keys.join('", "') : issue.path.map(String).join('.') || 'options';
+    issue.code === 'unrecognized_keys'
+      ? issue.keys.map((key) => [...issue.path.map(String), key].join('.')).join('", "')
+      : issue.path.map(String).join('.') || 'options';
   const message = issue.code === 'unrecognized_keys' ? 'is not a PostgresStore option' : issue.message;
   throw new InvalidOptionsError(`PostgresStore option "${name}" ${message}`, { cause: parsed.error });
 }

@@ -1,4 +1,5 @@
 import {
+  InvalidOptionsError,
   StoreUnavailableError,
   type ClaimRequest,
   type ClaimResult,
@@ -19,7 +20,7 @@ import {
 } from '@onceonly/core';
 import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
 import { isConnectionError, storeUnavailable, TransactionStateError } from './errors.js';
-import { parsePostgresStoreOptions, type PostgresStoreOptions } from './postgres-store-options.js';
+import { parsePostgresStoreOptions, type PostgresStoreOptions, type TransactionRunner } from './postgres-store-options.js';
 import {
   checkDuration,
   checkId,
@@ -41,6 +42,18 @@ import { buildStatements, type Statement, type Statements } from './statements.j
 
 /** Statements a claim may take when it keeps racing concurrent claims of the same new IDs. */
 const MAX_CLAIM_STATEMENTS = 5;
+
+/** Marks of the transactions opened through a `transaction` option (see `markTransaction`). */
+let transactionMarks = 0;
+
+/** Thrown inside a `transaction` option's `run` to make the library roll back (a failed fence). */
+const ROLL_BACK = Symbol('onceonly: roll back');
+
+/** The row of the guarded completion (`completeInTransaction` in statements.ts). */
+interface CompletionRow {
+  open: boolean;
+  completed: number;
+}
 
 /** Options of {@link PostgresStore.prune}. */
 export interface PruneOptions {
@@ -80,6 +93,11 @@ export interface PruneOptions {
  * the server; that is safe here: a claim nobody heard of is a lease that expires, and a stale token
  * is fenced.
  *
+ * **Transactions.** The store is transactional ({@link PostgresStore.completeWithin}): handlers get
+ * `ctx.tx`, a `pg` client of the pool inside `BEGIN` (`Tx` = `PoolClient`). With the `transaction`
+ * option the transaction is opened by your query builder or ORM instead, and `ctx.tx` is its
+ * transaction object (`Tx`, given as the type argument: `new PostgresStore<Transaction<DB>>(…)`).
+ *
  * **Errors.** Every connection or query failure rejects with `StoreUnavailableError` (`retriable:
  * true`, code `STORE_UNAVAILABLE`, the pg error as `cause`, only the SQLSTATE in the message: no
  * payload). A lost lease is never an error: it is the `'lease-lost'` result. Invalid requests reject
@@ -100,8 +118,10 @@ export interface PruneOptions {
  *   await store.complete({ scope: 'emails', id: messageId, token: claim.token, windowMs: 86_400_000 });
  * }
  */
-export class PostgresStore implements TransactionalStore<PoolClient>, MarkStore {
+export class PostgresStore<Tx = PoolClient> implements TransactionalStore<Tx>, MarkStore {
   readonly #pool: Pool;
+  /** The `transaction` option: transactions opened through the user's library. */
+  readonly #runner: TransactionRunner<unknown> | undefined;
   readonly #names: TableNames;
   readonly #tables: string;
   readonly #statements: Statements;
@@ -119,9 +139,10 @@ export class PostgresStore implements TransactionalStore<PoolClient>, MarkStore 
    * @example
    * const store = new PostgresStore({ pool, schema: 'app', table: 'dedup', marksTable: 'dedup_marks' });
    */
-  constructor(options: PostgresStoreOptions) {
+  constructor(options: PostgresStoreOptions<Tx>) {
     const parsed = parsePostgresStoreOptions(options);
     this.#pool = parsed.pool;
+    this.#runner = parsed.transaction;
     this.#names = { schema: parsed.schema, table: parsed.table, marksTable: parsed.marksTable };
     const qualified = qualify(this.#names);
     this.#tables = `${qualified.display}, ${qualified.marksDisplay}`;
@@ -314,14 +335,15 @@ export class PostgresStore implements TransactionalStore<PoolClient>, MarkStore 
   }
 
   /**
-   * Opens a transaction on a connection of the pool, runs `work(tx)` with `tx` that connection (its
-   * writes are part of the transaction), then completes the claim with its fencing check as the
-   * transaction's last statement, and commits: the effect and the completion commit together, or
-   * neither does. Called by the processor when its store is this one; the handler gets `ctx.tx`.
+   * Opens a transaction on a connection of the pool (or through the `transaction` option's library),
+   * runs `work(tx)` with `tx` that transaction (its writes are part of it), then completes the claim
+   * with its fencing check as the transaction's last statement, and commits: the effect and the
+   * completion commit together, or neither does. Called by the processor when its store is this one;
+   * the handler gets `ctx.tx`.
    * - The fence fails (another owner took the ID): rolls back, answers `lease-lost`.
    * - `work` throws: rolls back and rejects with its error (the claim stays owned).
    * - The handler ended the transaction itself (COMMIT/ROLLBACK on `tx`), or went on after one of
-   *   its statements failed: rejects with a {@link TransactionStateError}.
+   *   its statements failed: rejects with a {@link TransactionStateError}; nothing is completed.
    * - The database cannot be reached, or the commit fails: `StoreUnavailableError` (a failed COMMIT
    *   may or may not have committed; a release afterwards is fenced, so it is safe).
    *
@@ -334,22 +356,37 @@ export class PostgresStore implements TransactionalStore<PoolClient>, MarkStore 
    */
   async completeWithin<R>(
     request: TransactionalCompleteRequest,
-    work: (tx: PoolClient) => Promise<TransactionalWork<R>>,
+    work: (tx: Tx) => Promise<TransactionalWork<R>>,
   ): Promise<{ transition: TransitionResult; value: R }> {
     const owned = ownedColumns([request]);
     const windowMs = checkDuration(request.windowMs, 'windowMs');
+    // Through the transaction option, the transaction is marked first and the completion checks the
+    // mark; on a pg client of ours, the client tells the transaction's state (see #transaction).
+    const mark = this.#runner ? String(++transactionMarks) : null;
+    const values = (done: TransactionalWork<R>): unknown[] => [owned.scopes[0], owned.ids[0], owned.tokens[0], windowMs, checkText(done.result, 'result'), mark];
+    const operation = 'completeWithin';
     let transition: TransitionResult = 'lease-lost';
-    const ran = await this.#transaction('completeWithin', work, async (client, done) => {
-      const result = checkText(done?.result, 'result');
-      const completed = await this.#query<{ ord: number }>(
-        'completeWithin',
-        this.#statements.complete,
-        [owned.scopes, owned.ids, owned.tokens, [windowMs], [result]],
-        client,
-      );
-      transition = completed.rows.length === 1 ? 'ok' : 'lease-lost';
+    const settle = (row: CompletionRow | undefined): boolean => {
+      if (row?.open !== true) {
+        throw new TransactionStateError(
+          'TRANSACTION_ENDED',
+          `the transaction of ${operation} was no longer open when the completion ran: the handler ended it (COMMIT or ROLLBACK on ctx.tx), or the store's transaction option opened none; the handler's writes may have committed without the completion. Never end ctx.tx: throw to roll back`,
+        );
+      }
+      transition = Number(row.completed) === 1 ? 'ok' : 'lease-lost';
       return transition === 'ok';
-    });
+    };
+    const statement = this.#statements.completeInTransaction;
+    const runner = this.#runner;
+    const ran = runner
+      ? await this.#runInLibrary(operation, runner, work as (tx: unknown) => Promise<TransactionalWork<R>>, mark, async (tx, done) => {
+          const rows = await this.#queryInLibrary(operation, runner, tx, statement, values(done));
+          return settle(rows[0] as CompletionRow | undefined);
+        })
+      : await this.#transaction(operation, work as unknown as (tx: PoolClient) => Promise<TransactionalWork<R>>, async (client, done) => {
+          const result = await this.#query<CompletionRow & QueryResultRow>(operation, statement, values(done), client);
+          return settle(result.rows[0]);
+        });
     return { transition, value: ran.value.value };
   }
 
@@ -360,8 +397,10 @@ export class PostgresStore implements TransactionalStore<PoolClient>, MarkStore 
    * @example
    * await store.withTransaction(async (tx) => tx.query('UPDATE accounts SET balance = balance - 1 WHERE id = $1', [id]));
    */
-  async withTransaction<R>(work: (tx: PoolClient) => Promise<R>): Promise<R> {
-    return (await this.#transaction('withTransaction', work, async () => true)).value;
+  async withTransaction<R>(work: (tx: Tx) => Promise<R>): Promise<R> {
+    const runner = this.#runner;
+    if (runner) return (await this.#runInLibrary('withTransaction', runner, work as (tx: unknown) => Promise<R>, null, undefined)).value;
+    return (await this.#transaction('withTransaction', work as unknown as (tx: PoolClient) => Promise<R>, async () => true)).value;
   }
 
   /**
@@ -491,6 +530,80 @@ export class PostgresStore implements TransactionalStore<PoolClient>, MarkStore 
     return transitions(requests.length, result.rows);
   }
 
+  /**
+   * A transaction opened by the user's library (`transaction` option): `run(work)` with, inside it,
+   * `work(tx)` then `finish(tx, value)` (the completion). Whatever the library does on the way out,
+   * the caller hears the handler's own error, the completion's error, `committed: false` after a
+   * failed fence (rolled back), or a `StoreUnavailableError` when the library could not open or
+   * commit the transaction (a failed commit may or may not have committed).
+   */
+  async #runInLibrary<T>(
+    operation: string,
+    runner: TransactionRunner<unknown>,
+    work: (tx: unknown) => Promise<T>,
+    mark: string | null,
+    finish: ((tx: unknown, value: T) => Promise<boolean>) | undefined,
+  ): Promise<{ value: T; committed: boolean }> {
+    await this.#ensureSchema(operation);
+    let stage: 'opening' | 'running' | 'committing' = 'opening';
+    let failure: { error: unknown } | undefined; // the handler's or the completion's error
+    let rolledBack: { value: T } | undefined;
+    let value: T;
+    try {
+      value = await runner.run(async (tx) => {
+        // A library may run the callback again (e.g. after a serialization failure): start over.
+        stage = 'running';
+        failure = undefined;
+        rolledBack = undefined;
+        let result: T;
+        try {
+          if (mark !== null) await this.#queryInLibrary(operation, runner, tx, this.#statements.markTransaction, [mark]);
+          result = await work(tx);
+          if (finish !== undefined && !(await finish(tx, result))) {
+            rolledBack = { value: result };
+            throw ROLL_BACK;
+          }
+        } catch (error) {
+          if (error !== ROLL_BACK) failure = { error };
+          throw error;
+        }
+        stage = 'committing';
+        return result;
+      });
+    } catch (error) {
+      if (rolledBack) return { value: rolledBack.value, committed: false };
+      if (failure) throw failure.error;
+      if (isConnectionError(error)) this.#reachable = false;
+      throw storeUnavailable(`${operation} (${stage === 'opening' ? 'opening' : 'committing'} the transaction through the transaction option)`, error, this.#tables);
+    }
+    if (stage === 'opening') {
+      throw new InvalidOptionsError(`PostgresStore option "transaction": run() resolved without calling work(tx); it must run work inside a transaction`);
+    }
+    this.#reachable = true;
+    return { value, committed: true };
+  }
+
+  /** Runs one statement on the user's transaction (`transaction` option's `query`). */
+  async #queryInLibrary(operation: string, runner: TransactionRunner<unknown>, tx: unknown, statement: Statement, values: unknown[]): Promise<readonly unknown[]> {
+    let result: { readonly rows: readonly unknown[] };
+    try {
+      result = await runner.query(tx, statement.text, values);
+    } catch (error) {
+      if ((error as { code?: unknown } | null)?.code === '25P02') {
+        throw new TransactionStateError(
+          'TRANSACTION_ABORTED',
+          `a statement of the handler failed inside the transaction of ${operation} and the handler went on; everything was rolled back`,
+        );
+      }
+      if (isConnectionError(error)) this.#reachable = false;
+      throw storeUnavailable(operation, error, this.#tables);
+    }
+    if (!Array.isArray(result?.rows)) {
+      throw storeUnavailable(operation, new TypeError('the transaction option\'s query() must answer { rows: [...] }'), this.#tables);
+    }
+    return result.rows;
+  }
+
   /** Runs one statement (on `client`, or on the pool); any failure is store-unavailable. */
   async #query<R extends QueryResultRow = QueryResultRow>(
     operation: string,
@@ -590,6 +703,15 @@ export class PostgresStore implements TransactionalStore<PoolClient>, MarkStore 
         commit = await finish(client, value);
       } catch (error) {
         healthy = await rollback();
+        // The client may learn of a swallowed failure only at the next statement (the server's
+        // ReadyForQuery can arrive after the failed query settled): the completion then finds the
+        // transaction aborted.
+        if (inFailedTransaction(error)) {
+          throw new TransactionStateError(
+            'TRANSACTION_ABORTED',
+            `a statement of the handler failed inside the transaction of ${operation} and the handler went on; everything was rolled back`,
+          );
+        }
         throw error;
       }
       if (!commit) {
@@ -624,6 +746,12 @@ async function transactionState(client: PoolClient): Promise<'open' | 'aborted' 
   } catch (error) {
     return (error as { code?: unknown }).code === '25P02' ? 'aborted' : 'ended';
   }
+}
+
+/** A failure of a statement run in a transaction already in the failed state (SQLSTATE 25P02), itself or as the cause. */
+function inFailedTransaction(error: unknown): boolean {
+  const code = (e: unknown) => (e as { code?: unknown } | null)?.code;
+  return code(error) === '25P02' || code((error as { cause?: unknown } | null)?.cause) === '25P02';
 }
 
 /** `ok` for each returned request number (1-based `ord`), `lease-lost` for the rest. */

@@ -32,6 +32,10 @@ export interface Statements {
   readonly claimMarked: Statement;
   readonly extend: Statement;
   readonly complete: Statement;
+  /** The completion inside a handler's transaction: one row, fenced, and guarded (see {@link completeInTransactionText}). */
+  readonly completeInTransaction: Statement;
+  /** Marks the current transaction (`transaction` option), for the guard of `completeInTransaction`. */
+  readonly markTransaction: Statement;
   readonly completeMarked: Statement;
   readonly release: Statement;
   readonly fail: Statement;
@@ -171,6 +175,29 @@ SELECT 0, COALESCE(a.low, k.low)::text, COALESCE(a.high, k.high)::text
 FROM (SELECT 1) AS one LEFT JOIN advanced a ON true LEFT JOIN mark k ON true`;
 }
 
+/** The transaction-local setting that marks a transaction opened through the `transaction` option. */
+export const TRANSACTION_MARK = 'onceonly.transaction';
+
+/**
+ * The completion that ends a handler's transaction (`completeWithin`): one request, fenced like
+ * `complete`, and, when `$6` is given, guarded: it writes only while the transaction-local setting
+ * {@link TRANSACTION_MARK} still holds `$6`, as set at the start of the transaction (`markTransaction`).
+ * Once the handler ended that transaction (or when the `transaction` option's `run` opened none), the
+ * setting is gone and the statement changes nothing, rather than committing the completion without
+ * the effect. Answers one row: `open` (the guard held) and `completed` (1, or 0 when the fence failed).
+ */
+function completeInTransactionText(q: QualifiedNames): string {
+  return `WITH state AS (SELECT $6::text IS NULL OR current_setting('${TRANSACTION_MARK}', true) IS NOT DISTINCT FROM $6::text AS open),
+done AS (
+  UPDATE ${q.records} r
+  SET state = 2, suspect = false, updated_at = ${NOW}, expires_at = ${NOW} + ${interval('$4::bigint')}, result = $5::text
+  WHERE (SELECT open FROM state) AND r.scope = $1::text AND r.id = $2::text AND r.token = $3::bigint AND r.state = 1
+    AND r.expires_at > ${NOW}
+  RETURNING 1
+)
+SELECT (SELECT open FROM state) AS open, (SELECT count(*) FROM done)::int AS completed`;
+}
+
 export function buildStatements(q: QualifiedNames): Statements {
   return {
     claim: named('claim', claimText(q, false)),
@@ -197,6 +224,9 @@ done AS (
 SELECT i.ord::int AS ord FROM input i JOIN done d ON d.scope = i.scope AND d.id = i.id AND d.token = i.token`,
     ),
     complete: named('complete', completeText(q, false)),
+    completeInTransaction: named('complete_in_transaction', completeInTransactionText(q)),
+    // Set for the current transaction only (is_local): gone once it ends, whoever ends it.
+    markTransaction: named('mark_transaction', `SELECT set_config('${TRANSACTION_MARK}', $1::text, true) AS mark`),
     completeMarked: named('complete_marked', completeText(q, true)),
     // The record becomes a tombstone (state 0) that reads as absent and keeps its token, its suspect
     // flag and its expiry, so the next claim gets a higher token and, when suspect, is a takeover.

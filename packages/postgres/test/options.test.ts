@@ -64,6 +64,16 @@ describe('PostgresStore options', () => {
     expect(invalid({ pool, createSchema: 'yes' }).message).toMatch(/^PostgresStore option "createSchema"/);
   });
 
+  it('transaction: needs run and query functions, nothing else', () => {
+    const run = async <T>(work: (tx: unknown) => Promise<T>) => work(undefined);
+    const query = async () => ({ rows: [] });
+    expect(invalid({ pool, transaction: { run } }).message).toMatch(/^PostgresStore option "transaction.query" must be a function/);
+    expect(invalid({ pool, transaction: { run: 'BEGIN', query } }).message).toMatch(/^PostgresStore option "transaction.run" must be a function/);
+    expect(invalid({ pool, transaction: { run, query, commit: query } }).message).toBe('PostgresStore option "transaction.commit" is not a PostgresStore option');
+    expect(invalid({ pool, transaction: run }).message).toMatch(/^PostgresStore option "transaction"/);
+    expect(new PostgresStore<unknown>({ pool, transaction: { run, query } }).tables.table).toBe('onceonly_records');
+  });
+
   it('accepts custom names, mixed case included', () => {
     const store = new PostgresStore({ pool, schema: 'App', table: 'Dedup_1', marksTable: '_marks', preparedStatements: false });
     expect(store.tables).toEqual({ schema: 'App', table: 'Dedup_1', marksTable: '_marks' });

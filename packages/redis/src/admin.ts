@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import {
   InvalidOptionsError,
   parseAdminCountOptions,
@@ -19,7 +18,8 @@ import type { Cluster, Redis } from 'ioredis';
 import { storeUnavailable } from './errors.js';
 import { decodeKeyPart, type KeyBuilder } from './keys.js';
 import type { RedisStoreClient } from './redis-store-options.js';
-import { SCRIPT_VERSION, type ScriptCommand } from './scripts.js';
+import { decodeRecordValue } from './record-value.js';
+import { loadScript, SCRIPT_VERSION, type ScriptCommand } from './scripts.js';
 
 /**
  * The Redis side of {@link AdminStore}, used by `RedisStore`: operator tools, never on the hot path.
@@ -30,7 +30,10 @@ import { SCRIPT_VERSION, type ScriptCommand } from './scripts.js';
  *   (found from the client's slot table). A slot that migrates during a scan may hide keys from it:
  *   run it again.
  * - Offset marks (`…:hwm:<name>`) share the prefix; they are told apart by the `:` an escaped ID part
- *   never holds, and are neither listed nor counted as records.
+ *   never holds, and are neither listed nor counted as records. Nor is the scope's epoch (`…:!epoch`,
+ *   see `RedisStore`), which `purgeScope` leaves in place: removing it would make every store that
+ *   claims in the scope report a reset.
+ * - Records of either layout are read: strings (script version 3) and hashes written by version 0.1.
  * - IDs are read back from their key part (percent-decoding). An ID that was hashed (escaped form
  *   longer than 128 characters) cannot be: its entry has no `id`, only the `#…` key part. The store
  *   does not keep the original ID in the record on purpose: that would cost every claim of a long ID
@@ -204,31 +207,35 @@ export class RedisAdmin implements AdminStore {
   }
 
   #readCommand(): ScriptCommand {
-    return (this.#read ??= defineAdminScript(this.#client, 'admin_read', 'admin-read-n'));
+    return (this.#read ??= defineAdminScript(this.#client, 'admin_read', 'admin-read-n', true));
   }
 
   #countCommand(): ScriptCommand {
-    return (this.#count ??= defineAdminScript(this.#client, 'admin_count', 'admin-count-n'));
+    return (this.#count ??= defineAdminScript(this.#client, 'admin_count', 'admin-count-n', false));
   }
 }
 
 /** Keys per script call: bounds the reply and the time the server spends in one script. */
 const MAX_KEYS_PER_CALL = 1000;
 /** Values per key in admin-read-n.lua's reply. */
-const WIDTH = 10;
-const STATES: Readonly<Record<string, AdminRecordState>> = { '0': 'released', '1': 'in-progress', '2': 'completed', '3': 'failed' };
+const WIDTH = 2;
+const STATES: readonly AdminRecordState[] = ['released', 'in-progress', 'completed', 'failed'];
 
-/** Defines an admin script on the client (once per client, like the store's own scripts). */
-function defineAdminScript(client: RedisStoreClient, name: string, file: string): ScriptCommand {
+/**
+ * Defines an admin script on the client (once per client, like the store's own scripts). `binary`:
+ * the Buffer form, for replies that carry record values.
+ */
+function defineAdminScript(client: RedisStoreClient, name: string, file: string, binary: boolean): ScriptCommand {
   const command = `onceonly_${name}_v${SCRIPT_VERSION}`;
   const target = client as unknown as Record<string, ScriptCommand | undefined>;
-  if (typeof target[command] !== 'function') {
-    client.defineCommand(command, { lua: readFileSync(new URL(`./scripts/${file}.lua`, import.meta.url), 'utf8') });
-  }
-  return target[command]!;
+  if (typeof target[command] !== 'function') client.defineCommand(command, { lua: loadScript(file) });
+  return target[binary ? `${command}Buffer` : command]!;
 }
 
-/** Splits scanned keys into record key parts and mark key parts (`hwm:<name>`; a record part has no `:`). */
+/**
+ * Splits scanned keys into record key parts and mark key parts (`hwm:<name>`). A record part has no
+ * `:`, and none starts with `!` (the scope's epoch key, `!epoch`, is neither).
+ */
 function splitParts(keys: readonly string[], head: string): { records: string[]; marks: string[] } {
   const records = new Set<string>();
   const marks = new Set<string>();
@@ -236,7 +243,7 @@ function splitParts(keys: readonly string[], head: string): { records: string[];
     if (!key.startsWith(head)) continue;
     const part = key.slice(head.length);
     if (part.startsWith('hwm:')) marks.add(part);
-    else if (part.length > 0 && !part.includes(':')) records.add(part);
+    else if (part.length > 0 && !part.includes(':') && !part.startsWith('!')) records.add(part);
   }
   return { records: [...records], marks: [...marks] };
 }
@@ -253,7 +260,6 @@ function decodeCursor(cursor: string | undefined): { scan: string; after: string
   return { scan: match[1]!, after: match[2] };
 }
 
-const text = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
 const num = (value: unknown): number | undefined => {
   if (typeof value !== 'string' && typeof value !== 'number') return undefined;
   const n = Number(value);
@@ -261,29 +267,32 @@ const num = (value: unknown): number | undefined => {
 };
 
 /**
- * Decodes one key's 10 values of admin-read-n.lua. `undefined` for a missing key or a hash that is not
- * a record. Absent fields arrive as `null` (RESP2) or `false` (RESP3), so they are read by type.
+ * Decodes one key's 2 values of admin-read-n.lua (the record's value and its PTTL). `undefined` for a
+ * missing key or a value that is not a record. Absent values arrive as `null` (RESP2) or `false`
+ * (RESP3), so they are read by type.
  */
 export function decodeAdminRecord(reply: readonly unknown[], at: number, now: number): AdminRecord | undefined {
-  const state = STATES[text(reply[at]) ?? ''];
-  const token = num(reply[at + 1]);
-  if (state === undefined || token === undefined) return undefined;
-  const leaseUntil = state === 'in-progress' ? num(reply[at + 4]) : undefined;
-  const fingerprint = text(reply[at + 5]);
-  const result = state === 'completed' ? text(reply[at + 6]) : undefined;
-  const error = state === 'failed' ? text(reply[at + 7]) : undefined;
-  const pttl = num(reply[at + 9]);
+  const value = reply[at];
+  if (!Buffer.isBuffer(value)) return undefined;
+  let stored;
+  try {
+    stored = decodeRecordValue(value);
+  } catch {
+    return undefined;
+  }
+  const state = STATES[stored.state]!;
+  const leaseUntil = state === 'in-progress' ? stored.leaseUntil : undefined;
+  const pttl = num(reply[at + 1]);
   return {
     state,
-    token,
-    claimedAt: num(reply[at + 2]) ?? 0,
-    updatedAt: num(reply[at + 3]) ?? 0,
+    token: stored.token,
+    claimedAt: stored.claimedAt,
+    updatedAt: stored.updatedAt,
     ...(leaseUntil === undefined ? {} : { leaseUntil }),
     leaseExpired: leaseUntil !== undefined && leaseUntil <= now,
-    ...(fingerprint === undefined ? {} : { fingerprint }),
-    ...(result === undefined ? {} : { result }),
-    ...(error === undefined ? {} : { error }),
-    suspect: text(reply[at + 8]) === '1',
+    ...(stored.fingerprint === undefined ? {} : { fingerprint: stored.fingerprint }),
+    ...(stored.extra === undefined || state === 'released' || state === 'in-progress' ? {} : state === 'completed' ? { result: stored.extra } : { error: stored.extra }),
+    suspect: stored.suspect,
     ...(pttl === undefined || pttl < 0 ? {} : { expiresAt: now + pttl }),
     readAt: now,
   };

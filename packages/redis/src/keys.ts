@@ -130,6 +130,9 @@ function wtf8Decode(bytes: readonly number[]): string | undefined {
   return out;
 }
 
+/** The key part of a scope's epoch key (see {@link KeyBuilder.epochKey}). */
+export const EPOCH_PART = '!epoch';
+
 /** Longest accepted key prefix. With two parts of at most 128 characters, keys stay under 330 bytes. */
 export const MAX_PREFIX_LENGTH = 64;
 
@@ -182,6 +185,15 @@ export class KeyBuilder {
    */
   markKey(scope: string, name: string): string {
     return `${this.head(scope)}hwm:${encodeKeyPart(name)}`;
+  }
+
+  /**
+   * The key of a scope's epoch: `<prefix>:{<scope part>}:!epoch`, in the scope's hash slot. `!` never
+   * starts a key part (it is escaped as `%21`, and hashed parts start with `#`), so no record or mark
+   * key can take this form.
+   */
+  epochKey(scope: string): string {
+    return `${this.head(scope)}${EPOCH_PART}`;
   }
 
   /** `SCAN MATCH` pattern for every key of this prefix (all scopes). */

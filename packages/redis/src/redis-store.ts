@@ -21,20 +21,28 @@ import {
   type MarkStore,
   type OwnedRef,
   type PositionedClaimRequest,
+  type ResetReportingStore,
+  type StoreResetEvent,
   type TransitionResult,
 } from '@onceonly/core';
+import { randomBytes } from 'node:crypto';
 import type { ChainableCommander } from 'ioredis';
 import { RedisAdmin } from './admin.js';
 import { storeUnavailable } from './errors.js';
 import { KeyBuilder } from './keys.js';
+import { encodeFingerprint } from './record-value.js';
 import { decodeClaims, decodeMark, decodeMarkedClaims, decodeMarkedCompletions, decodeRecord, decodeTransition, decodeTransitions } from './replies.js';
 import { parseRedisStoreOptions, type RedisStoreClient, type RedisStoreOptions } from './redis-store-options.js';
-import { COMMAND_NAMES, registerScripts, type ScriptCommand, type ScriptName } from './scripts.js';
+import { COMMAND_NAMES, registerScripts, type ScriptArg, type ScriptCommand, type ScriptName } from './scripts.js';
 
-type Args = (string | number)[];
+type Args = ScriptArg[];
 /** Writes one request's script arguments into `args` from `at`. Throws on an invalid request. */
 type WriteArgs<T> = (args: Args, at: number, request: T) => void;
-type Decode<R> = (reply: unknown, results: R[], slots: readonly number[] | undefined, count: number) => void;
+/**
+ * Decodes one script call's reply into `results` (at `slots`, or in order); `requests` are the whole
+ * batch's. A claim answers the scope's epoch (undefined: it wrote one).
+ */
+type Decode<T, R> = (reply: unknown, results: R[], slots: readonly number[] | undefined, count: number, requests: readonly T[]) => string | undefined | void;
 
 /** What a batch request has in common: the record it addresses. */
 interface Keyed {
@@ -48,7 +56,9 @@ interface Batch<T, R> {
   /** Script arguments per request. */
   readonly width: number;
   readonly write: WriteArgs<T>;
-  readonly decode: Decode<R>;
+  readonly decode: Decode<T, R>;
+  /** The call checks the scope's epoch: its first key is the epoch key, its first argument the candidate. */
+  readonly epoch?: true;
   /** Undoes what the successful calls of a partly failed multi-scope batch did, best effort. */
   readonly undo?: (store: DedupStore, requests: readonly T[], results: readonly (R | undefined)[]) => Promise<void>;
 }
@@ -56,11 +66,16 @@ interface Batch<T, R> {
 /** One script call: the request indices it covers (undefined: all, in order) and its arguments. */
 interface Call {
   readonly slots: readonly number[] | undefined;
+  readonly scope: string;
   readonly args: Args;
 }
 
 // Far beyond any sensible lease or window, and small enough that now + duration stays exact.
 const MAX_DURATION_MS = 2 ** 40;
+/** Scripts whose replies carry record values (binary): called in their Buffer form. */
+const BINARY_REPLIES: ReadonlySet<ScriptName> = new Set(['claim', 'claimMany', 'claimManyMarked', 'get']);
+/** Scopes whose epoch a store remembers; beyond it the oldest is forgotten (and its next loss missed). */
+const MAX_REMEMBERED_SCOPES = 10_000;
 
 /**
  * The Redis store: shared by every worker, each transition one atomic Lua script, one round trip per
@@ -71,13 +86,23 @@ const MAX_DURATION_MS = 2 ** 40;
  * hash tag: every ID of one scope lives in one hash slot, so **one scope lives on one shard**. Spread
  * load over shards with more scopes, not more IDs.
  *
- * **Records.** A small hash per (scope, ID). In progress (and after a release or an expired lease, as a
- * tombstone that reads as absent) it is kept for the claim's window, at least the lease, so its
- * fencing token survives and the next claim gets a higher one; completed and failed records are kept
- * for the window from completion. The first token of an ID with no record comes from the server clock
- * in microseconds, so tokens keep growing even after a window ends. Leases are judged by the Redis
- * server clock, so workers with skewed clocks agree. Requires Redis 6.2 or later (scripts run with
- * effect replication, so `TIME` inside them is safe).
+ * **Records.** One small string per (scope, ID) (see `./record-value.ts`): state, fencing token,
+ * times as small deltas, the fingerprint (22 base64url characters packed into 17 bytes), and the
+ * result or error code; a completed record drops the lease. A completed record with no fingerprint or
+ * result is often a plain integer. Records written as hashes by version 0.1 (script version 2) are
+ * still read, and replaced by strings when next written. In progress (and after a release or an
+ * expired lease, as a tombstone that reads as absent) a record is kept for the claim's window, at
+ * least the lease, so its fencing token survives and the next claim gets a higher one; completed and
+ * failed records are kept for the window from completion. The first token of an ID with no record
+ * comes from the server clock in microseconds, so tokens keep growing even after a window ends.
+ * Leases are judged by the Redis server clock, so workers with skewed clocks agree. Requires Redis
+ * 6.2 or later (scripts run with effect replication, so `TIME` inside them is safe).
+ *
+ * **Resets.** Every claim call also reads the scope's epoch, `<prefix>:{<scope>}:!epoch` (no expiry,
+ * written once by the first claim that finds none). The store remembers the epoch of each scope it
+ * claimed in; when the epoch is gone or changed, Redis has forgotten the scope, and the store reports
+ * it to its {@link RedisStore.onReset} listeners (the processor's `store-reset` event). See the
+ * README's "Redis persistence and resets" for what this does and does not catch.
  *
  * **Client.** You create, connect and quit the client; `close()` leaves it open. How long a call waits
  * while Redis is down is decided by the client's options: ioredis queues commands while disconnected
@@ -118,7 +143,7 @@ const MAX_DURATION_MS = 2 ** 40;
  *   await store.complete({ scope: 'emails', id: messageId, token: claim.token, windowMs: 86_400_000 });
  * }
  */
-export class RedisStore implements DedupStore, MarkStore, AdminStore {
+export class RedisStore implements DedupStore, MarkStore, AdminStore, ResetReportingStore {
   /** The longest lease or window a request may ask for (ms); the processor checks it at construction. */
   readonly maxDurationMs = MAX_DURATION_MS;
   readonly #client: RedisStoreClient;
@@ -126,6 +151,14 @@ export class RedisStore implements DedupStore, MarkStore, AdminStore {
   readonly #isCluster: boolean;
   readonly #commands: Readonly<Record<ScriptName, ScriptCommand>>;
   #admin: RedisAdmin | undefined;
+  /**
+   * The epoch this store writes when a scope has none: random, and replaced once written, so every
+   * loss leaves another epoch than any a store remembers.
+   */
+  #epochCandidate = newEpoch();
+  /** The epoch seen per scope. */
+  readonly #epochs = new Map<string, string>();
+  readonly #resetListeners = new Set<(event: StoreResetEvent) => void>();
 
   /**
    * @throws {InvalidOptionsError} when an option is invalid; the message names it.
@@ -140,7 +173,7 @@ export class RedisStore implements DedupStore, MarkStore, AdminStore {
     registerScripts(client);
     const methods = client as unknown as Record<string, ScriptCommand>;
     this.#commands = Object.fromEntries(
-      Object.entries(COMMAND_NAMES).map(([name, command]) => [name, methods[command]!]),
+      Object.entries(COMMAND_NAMES).map(([name, command]) => [name, methods[BINARY_REPLIES.has(name as ScriptName) ? `${command}Buffer` : command]!]),
     ) as Record<ScriptName, ScriptCommand>;
   }
 
@@ -158,10 +191,15 @@ export class RedisStore implements DedupStore, MarkStore, AdminStore {
    * if (result.status === 'completed') return result.record.result; // a duplicate
    */
   async claim(request: ClaimRequest): Promise<ClaimResult> {
-    const args: Args = [this.#key(request.scope, request.id), 0, 0, 0, 0];
-    writeClaim(args, 1, request);
+    const candidate = this.#epochCandidate;
+    const args: Args = [this.#epochKey(request.scope), this.#key(request.scope, request.id), candidate, 0, 0, 0];
+    writeClaim(args, 3, request);
     const results: ClaimResult[] = [];
-    await this.#call('claim', 'claim', args, (reply) => decodeClaims(reply, results, undefined, 1));
+    let epoch: string | undefined;
+    await this.#call('claim', 'claim', args, (reply) => {
+      epoch = decodeClaims(reply, results, undefined, 1, () => args[3] as number);
+    });
+    this.#sawEpoch(request.scope, epoch, candidate);
     return results[0]!;
   }
 
@@ -228,7 +266,7 @@ export class RedisStore implements DedupStore, MarkStore, AdminStore {
   async get(scope: string, id: string): Promise<DedupRecord | undefined> {
     let record: DedupRecord | undefined;
     await this.#call('get', 'get', [this.#key(scope, id)], (reply) => {
-      record = reply === null || reply === false ? undefined : decodeRecord(asArray(reply), 0);
+      record = reply === null || reply === false ? undefined : decodeRecord(reply);
     });
     return record;
   }
@@ -242,17 +280,21 @@ export class RedisStore implements DedupStore, MarkStore, AdminStore {
     requests: readonly PositionedClaimRequest[],
     skipMarked: boolean,
   ): Promise<{ mark: MarkRange | undefined; claims: (ClaimResult | undefined)[] }> {
-    const args: Args = [1 + requests.length, this.#markKey(mark), ...requests.map((r) => this.#key(mark.scope, sameScope(mark, r).id)), skipMarked ? '1' : '0'];
+    const markKey = this.#markKey(mark);
+    const keys = requests.map((r) => this.#key(mark.scope, sameScope(mark, r).id));
+    const candidate = this.#epochCandidate;
+    const args: Args = [2 + requests.length, markKey, this.#epochKey(mark.scope), ...keys, skipMarked ? '1' : '0', candidate];
     for (const request of requests) {
       const at = args.length;
       writeClaim(args, at, request);
-      args[at + 4] = position(request.position);
+      args[at + 3] = position(request.position);
     }
-    let answer: { mark: MarkRange | undefined; claims: (ClaimResult | undefined)[] } | undefined;
+    let answer: ReturnType<typeof decodeMarkedClaims> | undefined;
     await this.#call('claimManyMarked', 'claimManyMarked', args, (reply) => {
-      answer = decodeMarkedClaims(reply, requests.length);
+      answer = decodeMarkedClaims(reply, requests.length, (i) => duration(requests[i]!.leaseMs, 'leaseMs'));
     });
-    return answer!;
+    this.#sawEpoch(mark.scope, answer!.epoch, candidate);
+    return { mark: answer!.mark, claims: answer!.claims };
   }
 
   /** Completes the requests and, if all succeed, advances the mark over `advance`, in one script call. */
@@ -295,6 +337,23 @@ export class RedisStore implements DedupStore, MarkStore, AdminStore {
     await this.#call('deleteMark', undefined, [], async () => {
       await this.#client.del(key);
     });
+  }
+
+  /**
+   * Subscribes to resets: Redis forgot a scope this store had claimed in (see {@link StoreResetEvent}).
+   * The listener runs synchronously in the claim call that noticed, once per loss and scope; a
+   * listener that throws is ignored. Returns a function that unsubscribes.
+   * @example
+   * store.onReset(({ scope, reason }) => alert(`Redis forgot scope ${scope} (${reason})`));
+   */
+  onReset(listener: (event: StoreResetEvent) => void): () => void {
+    this.#resetListeners.add(listener);
+    return () => this.#resetListeners.delete(listener);
+  }
+
+  /** The Redis key of a scope's epoch: `<prefix>:{<scope part>}:!epoch`. For inspection and tests. */
+  epochKeyOf(scope: string): string {
+    return this.#epochKey(scope);
   }
 
   /** The Redis key of a mark: `<prefix>:{<scope part>}:hwm:<name part>`. For inspection and tests. */
@@ -348,6 +407,33 @@ export class RedisStore implements DedupStore, MarkStore, AdminStore {
   /** Does nothing: the client is yours to quit. Provided for the store contract. */
   async close(): Promise<void> {}
 
+  #epochKey(scope: string): string {
+    if (typeof scope !== 'string' || scope.length === 0) throw new TypeError('RedisStore: scope must be a non-empty string');
+    return this.#keys.epochKey(scope);
+  }
+
+  /**
+   * Records the epoch a claim call found for `scope`; `found` undefined: the call wrote `candidate`
+   * (the scope had none), which is then replaced for later calls.
+   */
+  #sawEpoch(scope: string, found: string | undefined, candidate: string): void {
+    if (found === undefined && this.#epochCandidate === candidate) this.#epochCandidate = newEpoch();
+    const epoch = found ?? candidate;
+    const previous = this.#epochs.get(scope);
+    if (previous === epoch) return;
+    if (previous === undefined && this.#epochs.size >= MAX_REMEMBERED_SCOPES) this.#epochs.delete(this.#epochs.keys().next().value!);
+    this.#epochs.set(scope, epoch);
+    if (previous === undefined) return;
+    const event: StoreResetEvent = { scope, reason: found === undefined ? 'missing' : 'changed', previousEpoch: previous, epoch };
+    for (const listener of this.#resetListeners) {
+      try {
+        listener(event);
+      } catch {
+        // A listener's failure must not fail the claim.
+      }
+    }
+  }
+
   #key(scope: string, id: string): string {
     if (typeof scope !== 'string' || scope.length === 0) {
       throw new TypeError('RedisStore: scope must be a non-empty string');
@@ -383,27 +469,31 @@ export class RedisStore implements DedupStore, MarkStore, AdminStore {
     const count = requests.length;
     const results = new Array<R>(count);
     if (count === 0) return results;
+    const candidate = this.#epochCandidate; // the one #plan writes into every call
     const calls = this.#plan(requests, batch);
     if (calls.length === 1) {
-      const { args } = calls[0]!;
+      const { args, scope } = calls[0]!;
+      let epoch: string | undefined | void;
       try {
-        batch.decode(await this.#commands[batch.script].apply(this.#client, args), results, undefined, count);
+        epoch = batch.decode(await this.#commands[batch.script].apply(this.#client, args), results, undefined, count, requests);
       } catch (error) {
         throw storeUnavailable(batch.operation, error);
       }
+      if (batch.epoch) this.#sawEpoch(scope, epoch ?? undefined, candidate);
       return results;
     }
     const settled = await this.#sendAll(batch.script, calls);
     let failure: unknown;
     for (let c = 0; c < calls.length; c++) {
-      const { slots } = calls[c]!;
+      const { slots, scope } = calls[c]!;
       const outcome = settled[c]!;
       if (outcome.error !== undefined) {
         failure ??= outcome.error;
         continue;
       }
       try {
-        batch.decode(outcome.reply, results, slots, slots!.length);
+        const epoch = batch.decode(outcome.reply, results, slots, slots!.length, requests);
+        if (batch.epoch) this.#sawEpoch(scope, epoch ?? undefined, candidate);
       } catch (error) {
         failure ??= error;
       }
@@ -426,7 +516,7 @@ export class RedisStore implements DedupStore, MarkStore, AdminStore {
         break;
       }
     }
-    if (oneScope) return [{ slots: undefined, args: this.#args(requests, undefined, batch) }];
+    if (oneScope) return [{ slots: undefined, scope, args: this.#args(requests, undefined, batch) }];
     const groups = new Map<string, number[]>();
     for (let i = 0; i < count; i++) {
       const group = groups.get(requests[i]!.scope);
@@ -434,19 +524,28 @@ export class RedisStore implements DedupStore, MarkStore, AdminStore {
       else groups.set(requests[i]!.scope, [i]);
     }
     const calls: Call[] = [];
-    for (const slots of groups.values()) calls.push({ slots, args: this.#args(requests, slots, batch) });
+    for (const [group, slots] of groups) calls.push({ slots, scope: group, args: this.#args(requests, slots, batch) });
     return calls;
   }
 
-  /** `numkeys, key1..keyN, args of request 1, ..., args of request N`. */
+  /**
+   * `numkeys, key1..keyN, args of request 1, ..., args of request N`; with `batch.epoch`, the scope's
+   * epoch key comes first among the keys and the epoch candidate first among the arguments.
+   */
   #args<T extends Keyed, R>(requests: readonly T[], slots: readonly number[] | undefined, batch: Batch<T, R>): Args {
     const count = slots === undefined ? requests.length : slots.length;
-    const args: Args = new Array<string | number>(1 + count * (1 + batch.width));
-    args[0] = count;
-    let at = 1 + count;
+    const lead = batch.epoch ? 1 : 0;
+    const args: Args = new Array<ScriptArg>(1 + 2 * lead + count * (1 + batch.width));
+    args[0] = count + lead;
+    if (lead) {
+      const scope = requests[slots === undefined ? 0 : slots[0]!]!.scope;
+      args[1] = this.#epochKey(scope);
+      args[2 + count] = this.#epochCandidate;
+    }
+    let at = 1 + 2 * lead + count;
     for (let i = 0; i < count; i++) {
       const request = requests[slots === undefined ? i : slots[i]!]!;
-      args[1 + i] = this.#key(request.scope, request.id);
+      args[1 + lead + i] = this.#key(request.scope, request.id);
       batch.write(args, at, request);
       at += batch.width;
     }
@@ -478,6 +577,11 @@ export class RedisStore implements DedupStore, MarkStore, AdminStore {
   }
 }
 
+/** A new random epoch: 12 base64url characters (72 bits). */
+function newEpoch(): string {
+  return randomBytes(9).toString('base64url');
+}
+
 /** A mark and its records share one hash slot only when they share the scope. */
 function sameScope<T extends { scope: string }>(mark: MarkRef, request: T): T {
   if (request.scope !== mark.scope) throw new TypeError('RedisStore: every request of a marked batch must have the mark\'s scope');
@@ -487,11 +591,6 @@ function sameScope<T extends { scope: string }>(mark: MarkRef, request: T): T {
 function position(value: number): number {
   if (Number.isSafeInteger(value) && value >= 0) return value;
   throw new RangeError(`RedisStore: a mark position must be a non-negative safe integer, got ${String(value)}`);
-}
-
-function asArray(reply: unknown): readonly unknown[] {
-  if (!Array.isArray(reply)) throw new TypeError('record reply is not an array');
-  return reply;
 }
 
 function duration(value: number, name: string): number {
@@ -506,8 +605,8 @@ const writeClaim: WriteArgs<ClaimRequest> = (args, at, request) => {
   args[at] = duration(request.leaseMs, 'leaseMs');
   args[at + 1] = duration(request.windowMs, 'windowMs');
   const fingerprint = request.fingerprint;
-  args[at + 2] = fingerprint === undefined ? '0' : '1';
-  args[at + 3] = fingerprint ?? '';
+  if (fingerprint !== undefined && typeof fingerprint !== 'string') throw new TypeError('RedisStore: a fingerprint must be a string');
+  args[at + 2] = encodeFingerprint(fingerprint);
 };
 
 const writeExtend: WriteArgs<ExtendRequest> = (args, at, request) => {
@@ -550,9 +649,11 @@ async function releaseAcquired(
 const CLAIM_BATCH: Batch<ClaimRequest, ClaimResult> = {
   operation: 'claimMany',
   script: 'claimMany',
-  width: 4,
+  width: 3,
+  epoch: true,
   write: writeClaim,
-  decode: decodeClaims,
+  decode: (reply, results, slots, count, requests) =>
+    decodeClaims(reply, results, slots, count, (i) => duration(requests[slots === undefined ? i : slots[i]!]!.leaseMs, 'leaseMs')),
   undo: releaseAcquired,
 };
 const EXTEND_BATCH: Batch<ExtendRequest, TransitionResult> = {

@@ -9,8 +9,11 @@ import type { Cluster, Redis } from 'ioredis';
  *
  * Bump {@link SCRIPT_VERSION} whenever a script changes: a connection shared by two versions of this
  * package must never run one version's script under the other's name.
+ *
+ * Version 3: records are compact strings (see ./scripts/includes/record.lua); hashes written by
+ * version 2 are still read, and replaced by strings when next written. Claims check the scope's epoch.
  */
-export const SCRIPT_VERSION = 2;
+export const SCRIPT_VERSION = 3;
 
 interface ScriptDefinition {
   /** File name without `.lua`. */
@@ -20,7 +23,7 @@ interface ScriptDefinition {
 }
 
 const definitions = {
-  claim: { file: 'claim-1', numberOfKeys: 1 },
+  claim: { file: 'claim-2', numberOfKeys: 2 },
   claimMany: { file: 'claim-n', numberOfKeys: undefined },
   extend: { file: 'extend-1', numberOfKeys: 1 },
   extendMany: { file: 'extend-n', numberOfKeys: undefined },
@@ -52,7 +55,8 @@ function readScript(path: string): string {
   return readFileSync(new URL(`./scripts/${path}.lua`, import.meta.url), 'utf8');
 }
 
-function loadScript(file: string): string {
+/** A script's source with its includes expanded. */
+export function loadScript(file: string): string {
   return readScript(file).replace(INCLUDE, (_line, include: string) => readScript(`includes/${include}`).trimEnd());
 }
 
@@ -66,8 +70,11 @@ export function scriptSources(): Readonly<Record<ScriptName, string>> {
   return sources;
 }
 
+/** A script argument: text, a number, or bytes (a record's fingerprint). */
+export type ScriptArg = string | number | Buffer;
+
 /** A script command as ioredis defines it on a client or pipeline. */
-export type ScriptCommand = (...args: (string | number)[]) => Promise<unknown>;
+export type ScriptCommand = (...args: ScriptArg[]) => Promise<unknown>;
 
 /**
  * Defines the scripts on `client` unless this connection already has them (another store, or an

@@ -1,7 +1,8 @@
+import { createRequire } from 'node:module';
 import { Redis } from 'ioredis';
-import { Kafka, Partitioners, logLevel, type EachBatchHandler, type KafkaMessage, type Message } from 'kafkajs';
+import { Kafka, Partitioners, logLevel, type KafkaMessage, type Message } from 'kafkajs';
 import { uuidv7, type ClaimResult, type DedupStore } from '@onceonly/core';
-import { KafkaDedup, stampMessages, type KafkaDedupOptions } from '@onceonly/kafka';
+import { KafkaDedup, stampMessages, type BatchPayloadLike, type KafkaDedupOptions } from '@onceonly/kafka';
 import { RedisStore } from '@onceonly/redis';
 import { createTopic, randomName } from '../../../test/support/kafka/broker.js';
 import { deleteByPrefix } from './store-helpers.js';
@@ -12,18 +13,82 @@ const IN_FLIGHT = 50;
 const LEASE = 30_000;
 const WINDOW = 600_000;
 
+/**
+ * `js.consumer.max.batch.size` of Confluent's consumer: its eachBatch holds at most this many messages
+ * (32 by default, which would also cap the handlers in flight below 50). kafkajs' batches are what a
+ * fetch returned: a few thousand here.
+ */
+const CONFLUENT_MAX_BATCH = 1_000;
+
 /** The 1 ms of I/O of the "real work" handler (a timer: what an awaited network call costs the event loop). */
 const io = () => new Promise<void>((resolve) => setTimeout(resolve, 1));
+
+/** An eachBatch handler either client accepts. */
+type EachBatch = (payload: BatchPayloadLike) => Promise<void>;
+
+/** What the bench uses of a KafkaJS-shaped consumer, from kafkajs or from Confluent's client. */
+interface BenchConsumer {
+  run(config: { eachBatch: EachBatch; eachBatchAutoResolve: boolean }): Promise<void>;
+  disconnect(): Promise<void>;
+}
+
+/** A client to measure: its name in the rows, and a subscribed consumer of a new group reading from the beginning. */
+interface BenchClient {
+  readonly name: 'kafkajs' | 'confluent';
+  consumer(groupId: string, topic: string): Promise<BenchConsumer>;
+}
+
+function kafkajsClient(brokers: string[]): BenchClient {
+  const kafka = new Kafka({ clientId: 'onceonly-bench', brokers, logLevel: logLevel.NOTHING });
+  return {
+    name: 'kafkajs',
+    async consumer(groupId, topic) {
+      const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
+      await consumer.connect();
+      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      // kafkajs' handler types name its own payload; BatchPayloadLike is what both clients' payloads have.
+      return { run: (config) => consumer.run(config as Parameters<typeof consumer.run>[0]), disconnect: () => consumer.disconnect() };
+    },
+  };
+}
+
+/** What the bench uses of `require('@confluentinc/kafka-javascript').KafkaJS` (an optional dependency: declared here). */
+interface ConfluentKafkaJS {
+  Kafka: new (config: { kafkaJS: Record<string, unknown> }) => {
+    consumer(config: Record<string, unknown>): BenchConsumer & { connect(): Promise<void>; subscribe(subscription: { topics: string[] }): Promise<void> };
+  };
+  logLevel: { NOTHING: number };
+}
+
+/** Confluent's KafkaJS-compatible client, or why it cannot be loaded (it is a node-gyp build for one Node version). */
+function confluentClient(brokers: string[]): BenchClient | string {
+  let api: ConfluentKafkaJS;
+  try {
+    api = (createRequire(import.meta.url)('@confluentinc/kafka-javascript') as { KafkaJS: ConfluentKafkaJS }).KafkaJS;
+  } catch (error) {
+    return `@confluentinc/kafka-javascript does not load on node ${process.version}: ${String((error as Error).message).split('\n')[0]} (node scripts/ensure-services.mjs builds it)`;
+  }
+  const kafka = new api.Kafka({ kafkaJS: { clientId: 'onceonly-bench', brokers, logLevel: api.logLevel.NOTHING } });
+  return {
+    name: 'confluent',
+    async consumer(groupId, topic) {
+      const consumer = kafka.consumer({
+        kafkaJS: { groupId, fromBeginning: true, maxWaitTimeInMs: 100, sessionTimeout: 10_000, heartbeatInterval: 1_000 },
+        'js.consumer.max.batch.size': CONFLUENT_MAX_BATCH,
+      });
+      await consumer.connect();
+      await consumer.subscribe({ topics: [topic] });
+      return consumer;
+    },
+  };
+}
 
 /**
  * Consumes the whole topic with a new group; resolves with messages per second (from the first batch),
  * the batches seen, and the consumer's CPU time per message (event-loop utilisation × elapsed / messages).
  */
-async function consumeAll(kafka: Kafka, topic: string, total: number, make: (onMessages: (n: number) => void) => { eachBatch: EachBatchHandler; eachBatchAutoResolve: boolean }): Promise<{ rate: number; batches: number; cpuUs: number }> {
-  const groupId = randomName('bench-group');
-  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
-  await consumer.connect();
-  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+async function consumeAll(client: BenchClient, topic: string, total: number, make: (onMessages: (n: number) => void) => { eachBatch: EachBatch; eachBatchAutoResolve: boolean }): Promise<{ rate: number; batches: number; cpuUs: number }> {
+  const consumer = await client.consumer(randomName('bench-group'), topic);
   let seen = 0;
   let batches = 0;
   let started = 0;
@@ -65,7 +130,7 @@ async function consumeAll(kafka: Kafka, topic: string, total: number, make: (onM
  * Raw kafkajs `eachBatch` keeping `limit` handlers in flight per batch, resolving offsets over the
  * contiguous finished prefix (what a careful hand-written parallel consumer does), heartbeating.
  */
-function rawInFlight(limit: number, handler: (message: KafkaMessage) => Promise<void>, onMessages: (n: number) => void): EachBatchHandler {
+function rawInFlight(limit: number, handler: (message: KafkaMessage) => Promise<void>, onMessages: (n: number) => void): EachBatch {
   return async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
     const messages = batch.messages;
     const finished = new Uint8Array(messages.length);
@@ -115,7 +180,7 @@ async function redisCpuSeconds(client: Redis): Promise<number> {
 }
 
 /** The wrapped consumer: a new group, new records, `options` on top of the defaults. */
-async function wrapped(kafka: Kafka, client: Redis, topic: string, n: number, handler: (message: KafkaMessage) => unknown, options: Partial<KafkaDedupOptions>) {
+async function wrapped(kafka: BenchClient, client: Redis, topic: string, n: number, handler: (message: KafkaMessage) => unknown, options: Partial<KafkaDedupOptions>) {
   const prefix = `onceonly-bench-${uuidv7()}`;
   const counting = countingStore(new RedisStore({ client, prefix }));
   const dedup = new KafkaDedup({ groupId: randomName('bench-dedup'), store: counting.store, ...options });
@@ -180,24 +245,42 @@ function perChunk(name: string, tally: Tally, n: number): string {
   const per = (count: number) => (count / claims).toFixed(2);
   const messages = n * tally.calls.length;
   return (
-    `kafka, ${name}: ${claims} claim chunks over ${tally.batches} kafkajs batches (${(messages / claims).toFixed(0)} messages per chunk); ` +
+    `${name}: ${claims} claim chunks over ${tally.batches} batches (${(messages / claims).toFixed(0)} messages per chunk); ` +
     `store round trips per chunk: 1 claim + ${per(completes)} complete + ${per(extensions)} extend + ${per(other)} other ` +
     `(${(messages / completes).toFixed(0)} completions per flush); CPU per message: consumer ${median(tally.cpuUs).toFixed(1)} µs, ` +
     `Redis ${median(tally.redisUs).toFixed(1)} µs`
   );
 }
 
+/** One client's measurements over the rounds. */
+interface ClientRates {
+  rawIo: number[];
+  wrappedIo: number[];
+  rawNoop: number[];
+  wrappedNoop: number[];
+  rawCpuUs: number[];
+  io: Tally;
+  noop: Tally;
+}
+
+const newTally = (): Tally => ({ calls: [], batches: 0, cpuUs: [], redisUs: [] });
+
 /**
- * 100 000 messages of ~200 bytes on a 6-partition topic (default fetch sizes: kafkajs batches of a few
- * thousand), consumed in the same run, alternately, by:
- * - a handler with 1 ms of I/O: `concurrency: 50` against raw kafkajs `eachBatch` keeping 50 handlers in
- *   flight (target ≥ 0.9);
- * - a no-op handler (default options): against the store's own ceiling, RedisStore claim+complete in
- *   batches of 100 (target ≥ 0.8), and against raw kafkajs `eachBatch` (no target: the whole protection);
- * plus the store round trips per claim chunk.
+ * 100 000 messages of ~200 bytes on a 6-partition topic, consumed in the same run, alternately, by
+ * kafkajs and by Confluent's KafkaJS-compatible client (batches of up to {@link CONFLUENT_MAX_BATCH};
+ * kafkajs' follow the default fetch sizes: a few thousand), each:
+ * - with a handler with 1 ms of I/O: `concurrency: 50` against the same client's raw `eachBatch`
+ *   keeping 50 handlers in flight (target ≥ 0.9);
+ * - with a no-op handler (default options): against the store's own ceiling, RedisStore claim+complete
+ *   in batches of 100 (target ≥ 0.8), and against the same client's raw `eachBatch` (no target: the
+ *   whole protection);
+ * plus the store round trips per claim chunk. Without Confluent's client (it must be built for the
+ * running Node), its rows are left out with a note.
  */
 export async function kafkaThroughput(brokers: string[], redisUrl: string, n: number, rounds: number, progress: (s: string) => void): Promise<{ rows: Row[]; notes: string[] }> {
   const kafka = new Kafka({ clientId: 'onceonly-bench', brokers, logLevel: logLevel.NOTHING });
+  const confluent = confluentClient(brokers);
+  const clients = [kafkajsClient(brokers), ...(typeof confluent === 'string' ? [] : [confluent])];
   const topic = randomName('bench');
   await createTopic(brokers, topic, PARTITIONS);
   progress(`kafka: producing ${n} messages of ~200 bytes`);
@@ -212,9 +295,10 @@ export async function kafkaThroughput(brokers: string[], redisUrl: string, n: nu
 
   const client = new Redis(redisUrl, { maxRetriesPerRequest: 1, lazyConnect: true });
   await client.connect();
-  const rates = { rawIo: [] as number[], wrappedIo: [] as number[], rawNoop: [] as number[], wrappedNoop: [] as number[], ceiling: [] as number[] };
-  const tallies = { io: { calls: [], batches: 0, cpuUs: [], redisUs: [] } as Tally, noop: { calls: [], batches: 0, cpuUs: [], redisUs: [] } as Tally };
-  const rawCpuUs: number[] = [];
+  const ceiling: number[] = [];
+  const measured = new Map<BenchClient, ClientRates>(
+    clients.map((c) => [c, { rawIo: [], wrappedIo: [], rawNoop: [], wrappedNoop: [], rawCpuUs: [], io: newTally(), noop: newTally() }]),
+  );
   try {
     for (let round = 0; round < rounds; round++) {
       let effects = 0;
@@ -225,81 +309,92 @@ export async function kafkaThroughput(brokers: string[], redisUrl: string, n: nu
         await io();
         effect(message);
       };
-
-      progress(`kafka: raw eachBatch, ${IN_FLIGHT} handlers with 1 ms of I/O in flight, round ${round + 1}`);
-      const rawIo = await consumeAll(kafka, topic, n, (onMessages) => ({ eachBatchAutoResolve: false, eachBatch: rawInFlight(IN_FLIGHT, ioEffect, onMessages) }));
-      rates.rawIo.push(rawIo.rate);
-      rawCpuUs.push(rawIo.cpuUs);
-      progress(`kafka: wrapped eachBatch, concurrency ${IN_FLIGHT}, 1 ms of I/O, round ${round + 1}`);
-      const wrappedIo = await wrapped(kafka, client, topic, n, ioEffect, { concurrency: IN_FLIGHT });
-      rates.wrappedIo.push(wrappedIo.rate);
-      tallies.io.calls.push(wrappedIo.calls);
-      tallies.io.batches += wrappedIo.batches;
-      tallies.io.cpuUs.push(wrappedIo.cpuUs);
-      tallies.io.redisUs.push(wrappedIo.redisUs);
-
       progress(`kafka: RedisStore claim+complete in batches of 100 (the store's ceiling), round ${round + 1}`);
-      rates.ceiling.push(await storeCeiling(client, n));
-      progress(`kafka: raw eachBatch, no-op handler, round ${round + 1}`);
-      rates.rawNoop.push(
-        (
-          await consumeAll(kafka, topic, n, (onMessages) => ({
-            eachBatchAutoResolve: true,
-            eachBatch: async ({ batch }) => {
-              for (const message of batch.messages) effect(message);
-              onMessages(batch.messages.length);
-            },
-          }))
-        ).rate,
-      );
-      progress(`kafka: wrapped eachBatch, no-op handler, round ${round + 1}`);
-      const wrappedNoop = await wrapped(kafka, client, topic, n, effect, {});
-      rates.wrappedNoop.push(wrappedNoop.rate);
-      tallies.noop.calls.push(wrappedNoop.calls);
-      tallies.noop.batches += wrappedNoop.batches;
-      tallies.noop.cpuUs.push(wrappedNoop.cpuUs);
-      tallies.noop.redisUs.push(wrappedNoop.redisUs);
+      ceiling.push(await storeCeiling(client, n));
+
+      for (const [bench, m] of measured) {
+        progress(`kafka: ${bench.name} raw eachBatch, ${IN_FLIGHT} handlers with 1 ms of I/O in flight, round ${round + 1}`);
+        const rawIo = await consumeAll(bench, topic, n, (onMessages) => ({ eachBatchAutoResolve: false, eachBatch: rawInFlight(IN_FLIGHT, ioEffect, onMessages) }));
+        m.rawIo.push(rawIo.rate);
+        m.rawCpuUs.push(rawIo.cpuUs);
+        progress(`kafka: ${bench.name} wrapped eachBatch, concurrency ${IN_FLIGHT}, 1 ms of I/O, round ${round + 1}`);
+        const wrappedIo = await wrapped(bench, client, topic, n, ioEffect, { concurrency: IN_FLIGHT });
+        m.wrappedIo.push(wrappedIo.rate);
+        tally(m.io, wrappedIo);
+
+        progress(`kafka: ${bench.name} raw eachBatch, no-op handler, round ${round + 1}`);
+        m.rawNoop.push(
+          (
+            await consumeAll(bench, topic, n, (onMessages) => ({
+              eachBatchAutoResolve: true,
+              eachBatch: async ({ batch }) => {
+                for (const message of batch.messages) effect(message);
+                onMessages(batch.messages.length);
+              },
+            }))
+          ).rate,
+        );
+        progress(`kafka: ${bench.name} wrapped eachBatch, no-op handler, round ${round + 1}`);
+        const wrappedNoop = await wrapped(bench, client, topic, n, effect, {});
+        m.wrappedNoop.push(wrappedNoop.rate);
+        tally(m.noop, wrappedNoop);
+      }
 
       // Every consumer applied the "effect" of every message once (new group and new records each time).
-      if (effects !== 4 * n) throw new Error(`bench: expected ${4 * n} effects in round ${round + 1}, got ${effects}`);
+      if (effects !== 4 * clients.length * n) throw new Error(`bench: expected ${4 * clients.length * n} effects in round ${round + 1}, got ${effects}`);
     }
   } finally {
     client.disconnect();
   }
   const size = `${n / 1000}k msgs, ${PARTITIONS} partitions`;
-  return {
-    rows: [
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  for (const [bench, m] of measured) {
+    const label = bench.name === 'kafkajs' ? '' : 'confluent ';
+    const raw = `raw ${bench.name}`;
+    rows.push(
       {
         group: 'kafka',
-        name: `eachBatch, 1 ms I/O, concurrency ${IN_FLIGHT}, ${size}`,
-        value: median(rates.wrappedIo),
-        baseline: median(rates.rawIo),
-        baselineName: `raw kafkajs eachBatch, ${IN_FLIGHT} handlers in flight`,
+        name: `${label}eachBatch, 1 ms I/O, concurrency ${IN_FLIGHT}, ${size}`,
+        value: median(m.wrappedIo),
+        baseline: median(m.rawIo),
+        baselineName: `${raw} eachBatch, ${IN_FLIGHT} handlers in flight`,
         unit: 'ops/s',
         target: { text: '≥ 0.90 of baseline', met: (r) => r.value / r.baseline >= 0.9 },
       },
       {
         group: 'kafka',
-        name: `eachBatch, no-op handler, ${size}`,
-        value: median(rates.wrappedNoop),
-        baseline: median(rates.ceiling),
+        name: `${label}eachBatch, no-op handler, ${size}`,
+        value: median(m.wrappedNoop),
+        baseline: median(ceiling),
         baselineName: 'RedisStore claim+complete, batches of 100',
         unit: 'ops/s',
         target: { text: '≥ 0.80 of baseline', met: (r) => r.value / r.baseline >= 0.8 },
       },
       {
         group: 'kafka',
-        name: `eachBatch, no-op handler, ${size}`,
-        value: median(rates.wrappedNoop),
-        baseline: median(rates.rawNoop),
-        baselineName: 'raw kafkajs eachBatch, no-op',
+        name: `${label}eachBatch, no-op handler, ${size}`,
+        value: median(m.wrappedNoop),
+        baseline: median(m.rawNoop),
+        baselineName: `${raw} eachBatch, no-op`,
         unit: 'ops/s',
       },
-    ],
-    notes: [
-      perChunk(`1 ms I/O, concurrency ${IN_FLIGHT}`, tallies.io, n),
-      perChunk('no-op', tallies.noop, n),
-      `kafka, raw eachBatch with ${IN_FLIGHT} handlers of 1 ms I/O in flight: CPU per message: consumer ${median(rawCpuUs).toFixed(1)} µs`,
-    ],
-  };
+    );
+    const who = bench.name === 'kafkajs' ? 'kafka' : `kafka, confluent (batches ≤ ${CONFLUENT_MAX_BATCH})`;
+    notes.push(
+      perChunk(`${who}, 1 ms I/O, concurrency ${IN_FLIGHT}`, m.io, n),
+      perChunk(`${who}, no-op`, m.noop, n),
+      `${who}, raw eachBatch with ${IN_FLIGHT} handlers of 1 ms I/O in flight: CPU per message: consumer ${median(m.rawCpuUs).toFixed(1)} µs`,
+    );
+  }
+  if (typeof confluent === 'string') notes.push(`kafka: confluent rows not measured: ${confluent}`);
+  return { rows, notes };
+}
+
+/** Adds one wrapped run to a tally. */
+function tally(into: Tally, run: { calls: Record<string, number>; batches: number; cpuUs: number; redisUs: number }): void {
+  into.calls.push(run.calls);
+  into.batches += run.batches;
+  into.cpuUs.push(run.cpuUs);
+  into.redisUs.push(run.redisUs);
 }

@@ -5,15 +5,22 @@
  *   npm run bench                         # memory rows, and Redis rows on a local redis-server
  *   npm run bench -- --redis redis://127.0.0.1:6379 --quick
  *   npm run bench -- --only bullmq
+ *   npm run bench -- --only otel         # the cost of @onceonly/otel, no provider vs an SDK
+ *   npm run bench -- --only redis,peer   # peer: AWS Powertools idempotency on the same Redis
  *   npm run bench -- --only kafka --kafka 127.0.0.1:9092     # else a local broker from the Maven jars
+ *   npm run bench -- --only postgres [--postgres postgres://…] # else a throwaway local PostgreSQL
  */
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { resolveKafka } from '../../../test/support/kafka/broker.js';
+import { resolvePostgres } from '../../../test/support/postgres-server.js';
 import { resolveRedis } from '../../../test/support/redis-server.js';
 import { bullmqThroughput } from './bullmq.js';
 import { kafkaThroughput } from './kafka.js';
 import { fingerprintThroughput, memoryFootprint, memoryThroughput } from './memory.js';
+import { otelOverhead } from './otel.js';
+import { peerPowertools } from './peer.js';
+import { postgresBench } from './postgres.js';
 import { redisThroughput } from './redis.js';
 import { printTable, type Row } from './table.js';
 
@@ -23,10 +30,11 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
     kafka: { type: 'string' },
+    postgres: { type: 'string' },
   },
   strict: true,
 });
-const GROUPS = ['memory', 'redis', 'bullmq', 'kafka'];
+const GROUPS = ['memory', 'otel', 'redis', 'peer', 'bullmq', 'kafka', 'postgres'];
 const groups = new Set((values.only ?? GROUPS.join(',')).split(','));
 for (const group of groups) {
   if (!GROUPS.includes(group)) {
@@ -48,9 +56,15 @@ if (groups.has('memory')) {
   rows.push(...(await fingerprintThroughput(quick ? 50_000 : 200_000, quick ? 3 : 5, progress)));
 }
 
+if (groups.has('otel')) {
+  const otel = await otelOverhead(quick ? 20_000 : 50_000, quick ? 5 : 15, progress);
+  rows.push(...otel.rows);
+  notes.push(...otel.notes);
+}
+
 let redisUrl = values.redis;
 let stopRedis = async () => {};
-if (groups.has('redis') || groups.has('bullmq') || groups.has('kafka')) {
+if (groups.has('redis') || groups.has('peer') || groups.has('bullmq') || groups.has('kafka')) {
   let url = values.redis;
   let stop = async () => {};
   if (!url) {
@@ -65,7 +79,12 @@ if (groups.has('redis') || groups.has('bullmq') || groups.has('kafka')) {
   }
   redisUrl = url;
   stopRedis = stop;
-  if (url && groups.has('redis')) rows.push(...(await redisThroughput(url, quick ? 20_000 : 100_000, quick ? 3 : 5, progress)));
+  if (url && groups.has('redis')) {
+    const redis = await redisThroughput(url, quick ? 20_000 : 100_000, quick ? 3 : 5, quick ? 200_000 : 1_000_000, progress);
+    rows.push(...redis.rows);
+    notes.push(...redis.notes);
+  }
+  if (url && groups.has('peer')) rows.push(...(await peerPowertools(url, quick ? 200_000 : 1_000_000, quick ? 2_000 : 10_000, quick ? 1 : 3, progress)));
   if (url && groups.has('bullmq')) {
     const bullmq = await bullmqThroughput(url, quick ? 2_000 : 20_000, quick ? 1 : 3, progress);
     rows.push(...bullmq.rows);
@@ -97,6 +116,34 @@ if (groups.has('kafka') && redisUrl) {
   }
 }
 await stopRedis();
+
+if (groups.has('postgres')) {
+  let url = values.postgres;
+  let stop = async () => {};
+  if (!url) {
+    try {
+      const server = await resolvePostgres();
+      url = server.url;
+      stop = server.stop;
+      progress(`postgres: ${server.source}`);
+    } catch (error) {
+      notes.push(`postgres rows not measured: ${(error as Error).message}`);
+    }
+  }
+  if (url) {
+    try {
+      const postgres = await postgresBench(
+        url,
+        { n: quick ? 20_000 : 100_000, messages: quick ? 2_000 : 10_000, retained: quick ? 200_000 : 1_000_000, rounds: quick ? 3 : 5 },
+        progress,
+      );
+      rows.push(...postgres.rows);
+      notes.push(...postgres.notes);
+    } finally {
+      await stop();
+    }
+  }
+}
 
 console.log();
 printTable(rows);

@@ -1,6 +1,7 @@
 import { InvalidOptionsError, OnceOnlyError, StoreUnavailableError, toError, type InvalidIdError } from '../errors.js';
 import { supportsMarks, type ClaimResult, type CompleteRequest, type MarkAdvance, type MarkRange, type MarkRef, type MarkStore, type TransitionResult } from '../store/store.js';
 import type { Message } from './context.js';
+import type { MessageTrace } from './instrumentation.js';
 import type { AnyHandler, BatchHost, Prepared } from './internal.js';
 import type { KeptLease } from './lease-keeper.js';
 import { isDone, type BatchResult, type DeadLetteredOutcome, type FailedOutcome, type Outcome } from './outcome.js';
@@ -161,6 +162,8 @@ export class BatchRun<P, R> {
   readonly #takeovers: Uint8Array;
 
   readonly #controller = new AbortController();
+  /** Per message, with an `instrumentation`: its trace until its final outcome. */
+  #traces: (MessageTrace | undefined)[] | undefined;
   readonly #keysBusy = new Set<string>();
   readonly #storeErrorsBefore: number;
   /** Messages before it have their claims answered. */
@@ -447,6 +450,18 @@ export class BatchRun<P, R> {
 
   async #execute(i: number): Promise<void> {
     const host = this.#host;
+    const instrumentation = host.options.instrumentation;
+    const trace = instrumentation?.start(host.messageInfo(this.#messages[i]!));
+    if (trace !== undefined) {
+      (this.#traces ??= new Array<MessageTrace | undefined>(this.#n))[i] = trace;
+      const handler = this.#handler;
+      return this.#executeWith(i, (context) => trace.run(() => handler(context)));
+    }
+    return this.#executeWith(i, this.#handler);
+  }
+
+  async #executeWith(i: number, handler: AnyHandler<P, R>): Promise<void> {
+    const host = this.#host;
     const invalid = this.#invalid[i];
     if (invalid !== undefined) {
       if (this.#belowMark[i] === 1) {
@@ -462,21 +477,21 @@ export class BatchRun<P, R> {
       return this.#settle(i, { status: 'duplicate', scope: host.scope, id: p.id, replayed: true, result: undefined, record: { state: 'completed', token: 0, claimedAt: now, updatedAt: now }, belowMark: true });
     }
     if (first !== i) {
-      const answer = await this.#repeat(p, first);
+      const answer = await this.#repeat(p, first, handler);
       // A repeat of a message that stopped the batch stops with it; it is not poison of its own.
       return this.#state[first] === STOPPED ? this.#stop(i, answer) : this.#settle(i, answer);
     }
     let claim = this.#claims[i];
-    if (claim === undefined) return this.#settle(i, await host.runUnprotected(p, this.#handler, { failOpen: this.#failOpen ?? new StoreUnavailableError('no claim') }));
+    if (claim === undefined) return this.#settle(i, await host.runUnprotected(p, handler, { failOpen: this.#failOpen ?? new StoreUnavailableError('no claim') }));
 
     for (;;) {
-      if (claim.status !== 'acquired') return this.#settle(i, await host.answerExisting(p, claim, this.#handler));
+      if (claim.status !== 'acquired') return this.#settle(i, await host.answerExisting(p, claim, handler));
       // Fail-closed mid-batch: run nothing more once the store has failed or is known to be down.
       if (host.storeErrors() !== this.#storeErrorsBefore || host.store.isAvailable?.() === false) {
         return this.#settle(i, host.storeUnavailable(p.id, new StoreUnavailableError('the store became unreachable during the batch; stopped before this message'), false));
       }
       this.#attempts[i] = this.#attempts[i]! + 1;
-      const ran = await host.runClaimed(p, claim.token, claim.takeover, this.#handler, this.#controller, true, this.#options.deadLetter !== undefined);
+      const ran = await host.runClaimed(p, claim.token, claim.takeover, handler, this.#controller, true, this.#options.deadLetter !== undefined);
       if (ran.kind === 'done') {
         if (ran.completed !== undefined) {
           this.#owned[i] = 0;
@@ -515,12 +530,12 @@ export class BatchRun<P, R> {
   }
 
   /** A repeat of an ID earlier in the batch, answered by its first occurrence (or a conflict). */
-  async #repeat(p: Prepared<P>, first: number): Promise<Outcome<R>> {
+  async #repeat(p: Prepared<P>, first: number, handler: AnyHandler<P, R>): Promise<Outcome<R>> {
     const host = this.#host;
     const original = this.#prepared[first]!;
     const differs = p.fingerprint !== undefined && original.fingerprint !== undefined && p.fingerprint !== original.fingerprint;
     if (differs && !(host.options.onConflict === 'duplicate' && !host.options.shadow)) {
-      return host.repeatConflict(p, host.recordOf(original, this.#claims[first]), this.#handler);
+      return host.repeatConflict(p, host.recordOf(original, this.#claims[first]), handler);
     }
     const answer = this.#outcomes[first]!;
     if (answer.status === 'processed' || answer.status === 'duplicate') {
@@ -601,6 +616,7 @@ export class BatchRun<P, R> {
     this.#outcomes[i] = outcome;
     this.#state[i] = DONE;
     this.#host.emit(outcome);
+    this.#endTrace(i, outcome);
     this.#advance();
   }
 
@@ -608,9 +624,17 @@ export class BatchRun<P, R> {
     this.#outcomes[i] = outcome;
     this.#state[i] = STOPPED;
     this.#host.emit(outcome);
+    this.#endTrace(i, outcome);
     if (i < this.#stopAt) this.#stopAt = i;
     this.#halted = true;
     this.#signal();
+  }
+
+  #endTrace(i: number, outcome: Outcome<R>): void {
+    const trace = this.#traces?.[i];
+    if (trace === undefined) return;
+    this.#traces![i] = undefined;
+    trace.end(outcome);
   }
 
   /** Moves the done prefix over messages that are now done, and tells the caller. */

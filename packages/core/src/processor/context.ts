@@ -4,6 +4,10 @@ import type { DedupRecord } from '../store/store.js';
 export interface Message<P = unknown> {
   readonly id: unknown;
   readonly payload?: P;
+  /** Trace context carrier for an `instrumentation` (e.g. Kafka headers); never stored. */
+  readonly carrier?: Readonly<Record<string, unknown>>;
+  /** What an adapter knows about the message, for an `instrumentation` (messaging attributes). */
+  readonly attributes?: Readonly<Record<string, string | number | boolean>>;
 }
 
 /** What a handler receives on a fresh run, whatever the store. */

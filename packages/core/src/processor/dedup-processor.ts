@@ -20,10 +20,12 @@ import { MemoryStore } from '../store/memory-store.js';
 import { Coalescer } from '../store/coalescing-store.js';
 import { isTransactional, type ClaimRequest, type ClaimResult, type CompleteRequest, type DedupRecord, type DedupStore, type TransactionalStore, type TransitionResult, type TxOf } from '../store/store.js';
 import type { BaseHandlerContext, Handler, Message } from './context.js';
+import type { MessageInfo } from './instrumentation.js';
 import { Emitter, type ProcessorEvents } from './events.js';
 import { LeaseKeeper, type KeptLease } from './lease-keeper.js';
 import { resolveProcessorOptions, type DedupProcessorOptions, type ResolvedProcessorOptions, type SingleFlight } from './options.js';
 import { BatchRun, type BatchMessage, type BatchOptions } from './batch-runner.js';
+import { ResetGuard } from './store-reset.js';
 import type { AnyHandler, BatchHost, Prepared, Ran, ShadowReason } from './internal.js';
 import type { BatchResult, FailedOutcome, InProgressOutcome, Outcome, OutcomeStatus, ProcessedOutcome } from './outcome.js';
 
@@ -38,6 +40,8 @@ export type ProcessorStats = Record<OutcomeStatus, number> & {
   resultErrors: number;
   /** Handlers given up on after a timeout or close: their claims were left to expire. */
   abandoned: number;
+  /** Times the store reported that it forgot this scope (see the `store-reset` event). */
+  storeResets: number;
 };
 
 /** Per-call options of {@link DedupProcessor.process}. */
@@ -119,6 +123,8 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
   readonly #host: BatchHost;
   readonly #leases: LeaseKeeper;
   readonly #ownsStore: boolean;
+  /** Store resets: counted, reported, and (`onStoreReset: { failClosedMs }`) claims refused for a while. */
+  readonly #resets: ResetGuard;
   /** Claims and completions of concurrent `process` calls, sent together (option `coalesce`). */
   readonly #claim: (request: ClaimRequest) => Promise<ClaimResult>;
   readonly #complete: (request: CompleteRequest) => Promise<TransitionResult>;
@@ -140,6 +146,7 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
     storeErrors: 0,
     resultErrors: 0,
     abandoned: 0,
+    storeResets: 0,
   };
 
   /** @throws {InvalidOptionsError} naming each wrong option. */
@@ -149,7 +156,12 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
     this.#ownsStore = this.options.store === undefined;
     this.store = (this.options.store ?? new MemoryStore()) as S;
     this.#transactional = isTransactional(this.store) ? this.store : undefined;
-    const store = this.store;
+    this.#resets = new ResetGuard(this.store, this.scope, this.options.onStoreReset, (event) => {
+      this.#stats.storeResets++;
+      this.#events.emit('store-reset', event);
+    });
+    // Claims go through the guard (the store itself unless failing closed after a reset is asked for).
+    const store = this.#resets.guard(this.store);
     if (this.options.coalesce) {
       const claims = new Coalescer(store.claim.bind(store), store.claimMany.bind(store));
       const completes = new Coalescer(store.complete.bind(store), store.completeMany.bind(store));
@@ -171,7 +183,7 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
     });
     this.#host = {
       scope: this.scope,
-      store: this.store,
+      store,
       options: this.options,
       isClosed: () => this.#closed,
       storeErrors: () => this.#stats.storeErrors,
@@ -191,6 +203,7 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
       keepLease: (lease) => this.#leases.keep(lease),
       dropLease: (lease) => this.#leases.drop(lease),
       emit: (outcome) => this.#emit(outcome),
+      messageInfo: (message) => this.#messageInfo(message),
       poisoned: ({ where, ...event }) => this.#events.emit('poisoned', { scope: this.scope, ...event, ...(where ? { where } : {}) }),
     };
   }
@@ -219,6 +232,23 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
 
   async #process<P, R>(message: Message<P>, handler: AnyHandler<P, R>, options: ProcessOptions | undefined): Promise<Outcome<R>> {
     if (this.#closed) return this.#emit(this.#closedOutcome(message));
+    const instrumentation = this.options.instrumentation;
+    if (instrumentation === undefined) return this.#processPrepared(message, handler, options);
+    // Traced: the handler runs in the message's context, and its final outcome ends the trace.
+    const trace = instrumentation.start(this.#messageInfo(message));
+    if (trace === undefined) return this.#processPrepared(message, handler, options);
+    const outcome = await this.#processPrepared(message, (context) => trace.run(() => handler(context)), options);
+    trace.end(outcome);
+    return outcome;
+  }
+
+  /** What an instrumentation is told about a message. */
+  #messageInfo(message: Message<unknown>): MessageInfo {
+    const id = typeof message?.id === 'string' ? message.id : safeId(message?.id);
+    return { scope: this.scope, id, ...(message?.carrier ? { carrier: message.carrier } : {}), ...(message?.attributes ? { attributes: message.attributes } : {}) };
+  }
+
+  async #processPrepared<P, R>(message: Message<P>, handler: AnyHandler<P, R>, options: ProcessOptions | undefined): Promise<Outcome<R>> {
     const prepared = this.#prepare(message);
     if ('status' in prepared) return this.#emit(prepared);
     const mode = options?.singleFlight ?? this.options.singleFlight;
@@ -301,6 +331,7 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
     }
     if (this.#calls.size > 0) await settledWithin([...this.#calls], ABANDON_AFTER_MS + CLOSE_SETTLE_MS);
     this.#leases.stop();
+    this.#resets.stop();
     if (this.#ownsStore) await this.store.close();
   }
 

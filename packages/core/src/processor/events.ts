@@ -32,6 +32,18 @@ export interface ProcessorEvents {
     /** Where the message came from, as the adapter said (Kafka: topic, partition, offset). */
     where?: Readonly<Record<string, string | number>>;
   }) => void;
+  /**
+   * The store forgot this scope (see `StoreResetEvent`): IDs completed before it will run again if
+   * delivered again within their window. Once per loss and store. `failClosedUntil` (ms since the
+   * epoch, local clock) with `onStoreReset: { failClosedMs }`: claims answer `store-unavailable` until then.
+   */
+  'store-reset': (event: {
+    scope: string;
+    reason: 'missing' | 'changed';
+    previousEpoch: string;
+    epoch: string;
+    failClosedUntil?: number;
+  }) => void;
   /** A result could not be recorded (`serialize`: the record is completed without it) or read back (`deserialize`: the duplicate answers `undefined`). */
   'result-error': (event: { scope: string; id: string; operation: 'serialize' | 'deserialize'; error: ResultSerializationError }) => void;
 }

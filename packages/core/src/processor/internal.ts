@@ -1,7 +1,8 @@
 // What the processor and its batch runner share. Not part of the public API.
 import type { InvalidIdError } from '../errors.js';
 import type { ClaimRequest, ClaimResult, DedupRecord, DedupStore, TransitionResult } from '../store/store.js';
-import type { BaseHandlerContext } from './context.js';
+import type { BaseHandlerContext, Message } from './context.js';
+import type { MessageInfo } from './instrumentation.js';
 import type { KeptLease } from './lease-keeper.js';
 import type { ResolvedProcessorOptions } from './options.js';
 import type { FailedOutcome, Outcome, ProcessedOutcome } from './outcome.js';
@@ -51,5 +52,6 @@ export interface BatchHost {
   keepLease(lease: KeptLease): void;
   dropLease(lease: KeptLease): void;
   emit<O extends Outcome<unknown>>(outcome: O): O;
+  messageInfo(message: Message<unknown>): MessageInfo;
   poisoned(event: { id: string; error: Error; attempts: number; deadLettered: boolean; where: Readonly<Record<string, string | number>> | undefined }): void;
 }

@@ -3,6 +3,7 @@ import { InvalidOptionsError } from '../errors.js';
 import { DEFAULT_MAX_ID_BYTES } from '../ids/validate-id.js';
 import { MAX_WINDOW_MS, type DedupStore } from '../store/store.js';
 import type { TakeoverContext } from './context.js';
+import type { Instrumentation } from './instrumentation.js';
 
 const isFunction = (value: unknown) => typeof value === 'function';
 const fn = <T>(what: string) => z.custom<T>(isFunction, { message: `must be a function (${what})` });
@@ -86,6 +87,20 @@ export const processorOptionsSchema = z
      * handler unprotected and counts it. @defaultValue 'fail-closed'
      */
     onStoreError: z.enum(['fail-closed', 'fail-open']).default('fail-closed'),
+    /**
+     * The store reported that it forgot this scope (a reset: Redis restarted without persistence, a
+     * `FLUSHALL`, a failover to an empty replica; see the `store-reset` event). `'continue'` carries on
+     * (the event and the `storeResets` counter are the alert); `{ failClosedMs }` makes claims answer
+     * `store-unavailable` for that long (as `onStoreError` then says), so handlers that were running
+     * when the store forgot their claims finish before a redelivery can start the same ID again.
+     * Stores that cannot tell ignore it. @defaultValue 'continue'
+     */
+    onStoreReset: z
+      .union([
+        z.literal('continue'),
+        z.strictObject({ failClosedMs: z.number().int().positive().max(MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS} ms`) }),
+      ])
+      .default('continue'),
     /** Detect and report duplicates without suppressing them (for a safe rollout). @defaultValue false */
     shadow: z.boolean().default(false),
     /**
@@ -104,6 +119,10 @@ export const processorOptionsSchema = z
      * `claimMany`/`completeMany`. Each caller still waits for its own answer. @defaultValue true
      */
     coalesce: z.boolean().default(true),
+    /** Observes each message (e.g. `@onceonly/otel`'s spans). @defaultValue none: no tracing work at all */
+    instrumentation: z
+      .custom<Instrumentation>((v) => typeof (v as { start?: unknown } | null)?.start === 'function', { message: 'must have a start(message) function' })
+      .optional(),
     /** Upper bound of the suggested wait before retrying an in-progress message. @defaultValue 1000 */
     inProgressRetryMs: z.number().int().positive().max(MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS} ms`).default(1_000),
     /** Attempts at recording a completion when the store errors after the handler ran. @defaultValue 3 */

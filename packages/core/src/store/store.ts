@@ -202,6 +202,41 @@ export interface MarkStore {
   deleteMark(mark: MarkRef): Promise<void>;
 }
 
+/**
+ * A store forgot a scope: the records it held are gone (Redis restarted without persistence, a
+ * `FLUSHALL`, a failover to a replica that never had them). IDs completed before it will run again
+ * if they are delivered again within their window.
+ * - `missing`: the scope's epoch marker this store saw before is gone (a new one was written);
+ * - `changed`: the scope holds another epoch than the one this store saw (another worker wrote a new
+ *   one after the loss).
+ */
+export interface StoreResetEvent {
+  readonly scope: string;
+  readonly reason: 'missing' | 'changed';
+  /** The epoch this store saw before. */
+  readonly previousEpoch: string;
+  /** The scope's epoch now. */
+  readonly epoch: string;
+}
+
+/**
+ * Optional store capability: the store notices when it forgot a scope (see {@link StoreResetEvent}).
+ * A store learns a scope's epoch from its claims, so it reports a loss that happened while it was
+ * running; a process that starts after a loss cannot tell it from a fresh store.
+ */
+export interface ResetReportingStore {
+  /**
+   * Calls `listener` once per detected loss, per scope, synchronously during the claim call that
+   * found it (before that call resolves). Returns a function that unsubscribes.
+   */
+  onReset(listener: (event: StoreResetEvent) => void): () => void;
+}
+
+/** True when `store` reports resets ({@link ResetReportingStore}). */
+export function reportsResets(store: DedupStore): store is DedupStore & ResetReportingStore {
+  return typeof (store as Partial<ResetReportingStore>).onReset === 'function';
+}
+
 /** What a transactional completion needs: the owned claim and how long the completed record is kept. */
 export interface TransactionalCompleteRequest extends OwnedRef {
   readonly windowMs: number;

@@ -7,31 +7,30 @@
     ARGV       none
 
   Output: in-progress, completed, failed, released (tombstones), in-progress with an expired lease,
-  suspect. Keys that are missing, not a hash or not a record are not counted.
+  suspect. Keys that are missing or not a record (of either layout) are not counted.
 ]]
+--- @include "record"
+
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local inProgress, completed, failed, released, expired, suspect = 0, 0, 0, 0, 0, 0
+local counts = { 0, 0, 0, 0, 0, 0 }
+local slot = { [1] = 1, [2] = 2, [3] = 3, [0] = 4 }
 for i = 1, #KEYS do
   local key = KEYS[i]
-  if redis.call('TYPE', key)['ok'] == 'hash' then
-    local r = redis.call('HMGET', key, 's', 'l', 'x')
-    local state = r[1]
-    local counted = true
-    if state == '1' then
-      inProgress = inProgress + 1
-      local leaseUntil = tonumber(r[2])
-      if leaseUntil and leaseUntil <= now then expired = expired + 1 end
-    elseif state == '2' then
-      completed = completed + 1
-    elseif state == '3' then
-      failed = failed + 1
-    elseif state == '0' then
-      released = released + 1
-    else
-      counted = false
+  local kind = redis.call('TYPE', key)['ok']
+  local v = false
+  if kind == 'string' then
+    v = redis.call('GET', key)
+  elseif kind == 'hash' then
+    v = fromHash(redis.call('HMGET', key, 's', 't', 'c', 'u', 'l', 'f', 'r', 'e', 'x'))
+  end
+  if v then
+    local ok, state, suspect, _, _, _, l = pcall(readRecord, v)
+    if ok then
+      counts[slot[state]] = counts[slot[state]] + 1
+      if state == 1 and l <= now then counts[5] = counts[5] + 1 end
+      if suspect then counts[6] = counts[6] + 1 end
     end
-    if counted and r[3] == '1' then suspect = suspect + 1 end
   end
 end
-return { inProgress, completed, failed, released, expired, suspect }
+return counts

@@ -11,8 +11,9 @@
   Output: 1 ok, 0 lease lost
 ]]
 --- @include "now"
+--- @include "record"
 --- @include "finish-key"
 
-local result = false
+local result = nil
 if ARGV[3] == '1' then result = ARGV[4] end
-return finishKey(KEYS[1], ARGV[1], '2', tonumber(ARGV[2]), 'r', result)
+return finishKey(KEYS[1], ARGV[1], 2, ARGV[2], result)

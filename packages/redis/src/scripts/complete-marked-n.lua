@@ -16,6 +16,7 @@
   Output: N values (1 ok, 0 lease lost) in KEYS order, then mark low, mark high (false when none).
 ]]
 --- @include "now"
+--- @include "record"
 --- @include "finish-key"
 --- @include "mark"
 
@@ -23,9 +24,9 @@ local out = {}
 local all = true
 for i = 2, #KEYS do
   local a = i * 4 - 4
-  local result = false
+  local result = nil
   if ARGV[a + 2] == '1' then result = ARGV[a + 3] end
-  out[i - 1] = finishKey(KEYS[i], ARGV[a], '2', tonumber(ARGV[a + 1]), 'r', result)
+  out[i - 1] = finishKey(KEYS[i], ARGV[a], 2, ARGV[a + 1], result)
   if out[i - 1] == 0 then all = false end
 end
 

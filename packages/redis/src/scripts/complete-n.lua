@@ -8,13 +8,14 @@
   Output: array of N values, 1 ok, 0 lease lost
 ]]
 --- @include "now"
+--- @include "record"
 --- @include "finish-key"
 
 local out = {}
 for i = 1, #KEYS do
   local a = i * 4 - 3
-  local result = false
+  local result = nil
   if ARGV[a + 2] == '1' then result = ARGV[a + 3] end
-  out[i] = finishKey(KEYS[i], ARGV[a], '2', tonumber(ARGV[a + 1]), 'r', result)
+  out[i] = finishKey(KEYS[i], ARGV[a], 2, ARGV[a + 1], result)
 end
 return out

@@ -9,6 +9,7 @@
   Output: 1 ok, 0 lease lost
 ]]
 --- @include "now"
+--- @include "record"
 --- @include "extend-key"
 
 return extendKey(KEYS[1], ARGV[1], tonumber(ARGV[2]))

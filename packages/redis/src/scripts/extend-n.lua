@@ -8,6 +8,7 @@
   Output: array of N values, 1 ok, 0 lease lost
 ]]
 --- @include "now"
+--- @include "record"
 --- @include "extend-key"
 
 local out = {}

@@ -10,6 +10,7 @@
   Output: 1 ok, 0 lease lost
 ]]
 --- @include "now"
+--- @include "record"
 --- @include "finish-key"
 
-return finishKey(KEYS[1], ARGV[1], '3', tonumber(ARGV[2]), 'e', ARGV[3])
+return finishKey(KEYS[1], ARGV[1], 3, ARGV[2], ARGV[3])

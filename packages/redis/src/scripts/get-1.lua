@@ -1,29 +1,19 @@
 --[[
-  Reads a record without changing it. A script rather than HGETALL because an expired lease is
-  judged by the server clock.
+  Reads a record without changing it. A script rather than GET because an expired lease is judged by
+  the server clock, and a record of the earlier layout (a hash) is converted.
 
   Input:
     KEYS[1] record key
 
   Output:
-    nil when absent, released (tombstone) or in progress with an expired lease; else the 7 values of a
-    found record: code 2 in-progress | 3 completed | 4 failed, token, claimedAt, updatedAt,
-    leaseUntil or nil, fingerprint or nil, result / error or nil
+    nil when absent, released (tombstone) or in progress with an expired lease; else the record's
+    value (see includes/record.lua)
 ]]
 --- @include "now"
 --- @include "record"
 
-local r = redis.call('HMGET', KEYS[1], 's', 't', 'c', 'u', 'l', 'f', 'r', 'e')
-local state = r[1]
-local out = {}
-if state == '1' then
-  if tonumber(r[5]) <= now then return nil end
-  pushRecord(out, 0, 2, r)
-elseif state == '2' then
-  pushRecord(out, 0, 3, r)
-elseif state == '3' then
-  pushRecord(out, 0, 4, r)
-else
-  return nil
-end
-return out
+local v = fetch(KEYS[1])
+if not v then return nil end
+local state, _, _, _, _, l = readRecord(v)
+if state == 0 or (state == 1 and l <= now) then return nil end
+return v

@@ -7,6 +7,7 @@
 
   Output: 1 ok, 0 lease lost
 ]]
+--- @include "record"
 --- @include "release-key"
 
 return releaseKey(KEYS[1], ARGV[1])

@@ -7,6 +7,7 @@
 
   Output: array of N values, 1 ok, 0 lease lost
 ]]
+--- @include "record"
 --- @include "release-key"
 
 local out = {}

@@ -3,10 +3,16 @@
 -- as decimal strings, exactly). A lease that expired without anyone claiming the ID is still the
 -- caller's: nobody bumped the token.
 local function extendKey(key, token, leaseMs)
-  local r = redis.call('HMGET', key, 's', 't', 'l')
-  if r[1] ~= '1' or r[2] ~= token then return 0 end
-  local leaseUntil = now + leaseMs
-  if leaseUntil > tonumber(r[3]) then redis.call('HSET', key, 'l', int(leaseUntil)) end
-  if redis.call('PTTL', key) < leaseMs then redis.call('PEXPIRE', key, int(leaseMs)) end
+  local v = fetch(key)
+  if not v then return 0 end
+  local state, suspect, t, c, u, l, fpFlags, fp = readRecord(v)
+  if state ~= 1 or tokenText(t) ~= token then return 0 end
+  local leaseUntil = math.max(l, now + leaseMs)
+  local value = writeRecord(1, suspect, t, c, u, leaseUntil, fpFlags, fp, nil)
+  if redis.call('PTTL', key) < leaseMs then
+    redis.call('SET', key, value, 'PX', int(leaseMs))
+  elseif leaseUntil ~= l then
+    redis.call('SET', key, value, 'KEEPTTL')
+  end
   return 1
 end

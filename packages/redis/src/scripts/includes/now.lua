@@ -5,10 +5,3 @@
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local seed = tonumber(time[1]) * 1000000 + tonumber(time[2])
-
--- Integers are written with %d: Lua's default number conversion may use an exponent for large
--- values, and tokens are compared as decimal strings.
-local function int(n)
-  return string.format('%d', n)
-end
-local nowText = int(now)
