@@ -32,6 +32,8 @@ if (count > 0) {
 }
 
 const stop = async () => {
+  // Closing waits for running jobs and Redis; if Redis is gone, do not wait forever.
+  setTimeout(() => process.exit(1), 10_000).unref();
   await service.close();
   process.exit(0);
 };
