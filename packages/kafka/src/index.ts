@@ -1,5 +1,6 @@
 /**
- * `@onceonly/kafka`: effectively-once consumer groups and safe topic replays for kafkajs.
+ * `@onceonly/kafka`: effectively-once consumer groups and safe topic replays for kafkajs and for the
+ * KafkaJS-compatible API of Confluent's client (@confluentinc/kafka-javascript).
  *
  * @example
  * import { KafkaDedup, withMessageIds } from '@onceonly/kafka';
