@@ -77,4 +77,26 @@ describe('canonicalJson and contentId', () => {
   it('drops undefined members like JSON.stringify and honours toJSON', () => {
     expect(canonicalJson({ a: undefined, b: new Date(0) })).toBe('{"b":"1970-01-01T00:00:00.000Z"}');
   });
+
+  it('names where a refused value sits', () => {
+    expect(() => canonicalJson({ order: { lines: [{ qty: 1 }, { qty: Number.POSITIVE_INFINITY }] } })).toThrow('$.order.lines[1].qty is Infinity');
+    expect(() => canonicalJson([new Map([['k', { f: Symbol('s') }]])])).toThrow('$[0].<value 0>.f is a symbol');
+    expect(() => canonicalJson({ s: new Set([1, /x/]) })).toThrow('$.s.<item 1> is a RegExp');
+  });
+
+  it('writes objects of any prototype by their own members, and array holes as null (as JSON.stringify does)', () => {
+    const bare = Object.assign(Object.create(null) as object, { b: 2, a: 1 });
+    class Point {
+      constructor(
+        readonly y: number,
+        readonly x: number,
+      ) {}
+    }
+    expect(canonicalJson(bare)).toBe('{"a":1,"b":2}');
+    expect(canonicalJson(new Point(2, 1))).toBe('{"x":1,"y":2}');
+    // eslint-disable-next-line no-sparse-arrays
+    const holes = [1, , 3];
+    expect(canonicalJson(holes)).toBe(JSON.stringify(holes));
+    expect(canonicalJson([1, undefined, 3])).toBe('[1,null,3]');
+  });
 });

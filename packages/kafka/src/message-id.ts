@@ -34,6 +34,9 @@ export type HeadersLike = Readonly<Record<string, HeaderValue | readonly HeaderV
  */
 export function readHeaderId(headers: HeadersLike | IHeaders | undefined, name: string): string {
   const raw: HeaderValue | readonly HeaderValue[] = headers?.[name];
+  // The usual case, one header value: no arrays.
+  if (typeof raw === 'string') return raw;
+  if (raw !== undefined && raw !== null && !Array.isArray(raw)) return decode(raw as Buffer, name);
   const entries: readonly HeaderValue[] = Array.isArray(raw) ? raw : [raw as HeaderValue];
   const present = entries.filter((value): value is Buffer | string => value !== undefined && value !== null);
   if (present.length === 0) {
@@ -53,11 +56,20 @@ function decode(value: Buffer | string, name: string): string {
   if (typeof value === 'string') return value;
   // Anything else a client library might hand over (it is typed as Buffer, but arrives from outside).
   if (!ArrayBuffer.isView(value)) throw new InvalidIdError('ID_INVALID', `Kafka header "${name}" is neither bytes nor text`);
+  const view = value as ArrayBufferView;
+  const bytes = Buffer.isBuffer(view) ? view : Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+  // ASCII (every stamped ID) needs no UTF-8 decoder: its bytes are its characters.
+  if (isAscii(bytes)) return bytes.toString('latin1');
   try {
     return utf8.decode(value);
   } catch {
     throw new InvalidIdError('ID_INVALID', `Kafka header "${name}" is not valid UTF-8 (${value.byteLength} bytes)`);
   }
+}
+
+function isAscii(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i]! > 0x7f) return false;
+  return true;
 }
 
 /** The ID of `message` from `source`. @throws {InvalidIdError} for a missing or undecodable header. */

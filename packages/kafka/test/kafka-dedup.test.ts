@@ -261,6 +261,24 @@ describe('readHeaderId', () => {
   });
 });
 
+describe('readHeaderId decoding', () => {
+  const read = (value: unknown) => readHeaderId({ 'onceonly-id': value } as IHeaders, 'onceonly-id');
+
+  it('decodes ASCII and UTF-8 bytes, from a Buffer or any byte view, and refuses bytes that are not UTF-8', () => {
+    expect(read(Buffer.from('order-1'))).toBe('order-1');
+    const bytes = new TextEncoder().encode('zoë-€-𝄞');
+    expect(read(bytes)).toBe('zoë-€-𝄞');
+    expect(read(Buffer.from(bytes))).toBe('zoë-€-𝄞');
+    // A view into a larger buffer: only its own bytes.
+    const padded = Buffer.from('xxorder-2yy');
+    expect(read(new Uint8Array(padded.buffer, padded.byteOffset + 2, 7))).toBe('order-2');
+    expect(read(new DataView(padded.buffer, padded.byteOffset + 2, 7))).toBe('order-2');
+    // Latin-1 bytes are not UTF-8: decoding them as text would let two byte strings share an ID.
+    expect(() => read(Buffer.from([0x6f, 0xe9]))).toThrow(/not valid UTF-8/);
+    expect(() => read(Buffer.from([0xc3]))).toThrow(InvalidIdError);
+  });
+});
+
 describe('options', () => {
   it('names the wrong option', () => {
     expect(() => new KafkaDedup({ groupId: '' })).toThrow(InvalidOptionsError);

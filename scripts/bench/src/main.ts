@@ -17,7 +17,8 @@ import { resolvePostgres } from '../../../test/support/postgres-server.js';
 import { resolveRedis } from '../../../test/support/redis-server.js';
 import { bullmqThroughput } from './bullmq.js';
 import { kafkaThroughput } from './kafka.js';
-import { fingerprintThroughput, memoryFootprint, memoryThroughput } from './memory.js';
+import { kafkaGlue } from './kafka-glue.js';
+import { fingerprintThroughput, memoryFootprint, memoryThroughput, processBatchThroughput } from './memory.js';
 import { otelOverhead } from './otel.js';
 import { peerPowertools } from './peer.js';
 import { postgresBench } from './postgres.js';
@@ -51,6 +52,7 @@ const notes: string[] = [];
 
 if (groups.has('memory')) {
   rows.push(...(await memoryThroughput(quick ? 200_000 : 1_000_000, quick ? 3 : 5, progress)));
+  rows.push(...(await processBatchThroughput(quick ? 100_000 : 500_000, quick ? 3 : 5, progress)));
   for (const n of quick ? [1_000_000] : [1_000_000, 10_000_000]) rows.push(...(await memoryFootprint(n, progress)));
   rows.push(...(await memoryFootprint(1_000_000, progress, { fingerprints: true })));
   rows.push(...(await fingerprintThroughput(quick ? 50_000 : 200_000, quick ? 3 : 5, progress)));
@@ -92,6 +94,7 @@ if (groups.has('redis') || groups.has('peer') || groups.has('bullmq') || groups.
   }
 }
 
+if (groups.has('kafka')) rows.push(...(await kafkaGlue(quick ? 50_000 : 200_000, quick ? 3 : 5, progress)));
 if (groups.has('kafka') && redisUrl) {
   let brokers = values.kafka?.split(',');
   let stopKafka = async () => {};

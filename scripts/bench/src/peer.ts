@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
 import { CachePersistenceLayer } from '@aws-lambda-powertools/idempotency/cache';
-import { uuidv7 } from '@onceonly/core';
+import { DedupProcessor, uuidv7 } from '@onceonly/core';
 import { RedisStore } from '@onceonly/redis';
 import { createClient } from '@redis/client';
 import { Redis } from 'ioredis';
@@ -12,6 +12,17 @@ import { compare, rate, type Row } from './table.js';
 const DAY_S = 86_400;
 /** Calls in flight at once while filling Redis (Powertools pays one round trip per step). */
 const CONCURRENCY = 200;
+/** Concurrent callers in the `process()` rows. */
+const CALLERS = 50;
+
+/** Runs `call` once per ID with `callers` calls in flight at once. */
+async function callAll(ids: readonly string[], callers: number, call: (id: string) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const caller = async () => {
+    while (next < ids.length) await call(ids[next++]!);
+  };
+  await Promise.all(Array.from({ length: callers }, caller));
+}
 
 /**
  * A peer on the same Redis: AWS Powertools' `makeIdempotent` with its Redis (cache) persistence layer
@@ -21,7 +32,10 @@ const CONCURRENCY = 200;
  *
  * Rows: Redis memory per retained ID at `count` IDs, against a plain `SET <key> 1 PX` of keys of the
  * same length and against the onceonly store (no fingerprint, as Powertools keeps none here); and
- * claim+complete one at a time, Powertools against the store.
+ * claim+complete one at a time, Powertools against the store; and `DedupProcessor.process()` against
+ * `makeIdempotent` as users call them, on a handler that does nothing: one at a time on fresh IDs, 50
+ * concurrent callers on fresh IDs (the processor coalesces their claims and completions into shared
+ * round trips), and one at a time on IDs already done (duplicates).
  */
 export async function peerPowertools(url: string, count: number, singles: number, rounds: number, progress: (s: string) => void): Promise<Row[]> {
   const redis = createClient({ url });
@@ -93,6 +107,37 @@ export async function peerPowertools(url: string, count: number, singles: number
       },
     );
     rows.push({ group: 'peer', name: 'onceonly claim+complete, single', ...single, baselineName: 'Powertools makeIdempotent, single', unit: 'ops/s' });
+
+    const processor = new DedupProcessor({ scope: 'bench', store, windowMs: DAY_S * 1000, fingerprint: false });
+    const noop = async () => undefined;
+    const viaProcess = (id: string) => processor.process({ id }, noop);
+    const viaPowertools = (id: string) => handle({ id });
+    const fresh = (callers: number, call: (id: string) => Promise<unknown>) => () => {
+      const ids = Array.from({ length: singles }, () => uuidv7());
+      return rate(singles, () => callAll(ids, callers, call));
+    };
+    const cases: { name: string; callers: number; duplicates: boolean; target: number }[] = [
+      { name: 'process(), one at a time, fresh IDs', callers: 1, duplicates: false, target: 1 },
+      { name: `process(), ${CALLERS} concurrent callers, fresh IDs`, callers: CALLERS, duplicates: false, target: 3 },
+      { name: 'process(), one at a time, duplicates', callers: 1, duplicates: true, target: 2.5 },
+    ];
+    for (const c of cases) {
+      progress(`peer: ${c.name}, onceonly vs Powertools`);
+      let measured: { value: number; baseline: number };
+      if (c.duplicates) {
+        // The same IDs, done once by each side beforehand: every measured call is a duplicate.
+        const ids = Array.from({ length: singles }, () => uuidv7());
+        await callAll(ids, CALLERS, viaProcess);
+        await callAll(ids, CALLERS, viaPowertools);
+        measured = await compare(rounds, () => rate(singles, () => callAll(ids, 1, viaProcess)), () => rate(singles, () => callAll(ids, 1, viaPowertools)));
+      } else {
+        measured = await compare(rounds, fresh(c.callers, viaProcess), fresh(c.callers, viaPowertools));
+      }
+      const callers = c.callers === 1 ? 'one at a time' : `${c.callers} concurrent callers`;
+      rows.push({ group: 'peer', name: c.name, ...measured, baselineName: `Powertools makeIdempotent, ${callers}`, unit: 'ops/s',
+        target: { text: `≥ ${c.target.toFixed(2)} of baseline`, met: (r) => r.value / r.baseline >= c.target } });
+    }
+    await processor.close();
   } finally {
     await deleteByPrefix(client, keyPrefix);
     await deleteByPrefix(client, `${storePrefix}:`);

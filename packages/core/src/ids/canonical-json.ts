@@ -12,10 +12,14 @@
  * payload never shares a fingerprint or content ID with a plain object or array.
  */
 export function canonicalJson(value: unknown): string {
-  return write(value, new Set<object>(), '$');
+  return write(value, new Set<object>(), []);
 }
 
-function write(value: unknown, seen: Set<object>, path: string): string {
+/**
+ * `path` holds the steps from the root to `value` (member names, array indexes); it becomes text only
+ * for an error message, so the common case builds no path strings.
+ */
+function write(value: unknown, seen: Set<object>, path: (string | number)[]): string {
   if (value === null) return 'null';
   switch (typeof value) {
     case 'string':
@@ -23,41 +27,93 @@ function write(value: unknown, seen: Set<object>, path: string): string {
     case 'boolean':
       return value ? 'true' : 'false';
     case 'number':
-      if (!Number.isFinite(value)) throw new TypeError(`${path} is ${value}, which JSON cannot represent`);
+      if (!Number.isFinite(value)) throw new TypeError(`${pathText(path)} is ${value}, which JSON cannot represent`);
       return JSON.stringify(value);
     case 'object':
       break;
     default:
-      throw new TypeError(`${path} is a ${typeof value}, which JSON cannot represent`);
+      throw new TypeError(`${pathText(path)} is a ${typeof value}, which JSON cannot represent`);
   }
   const obj = value as object;
   if (typeof (obj as { toJSON?: unknown }).toJSON === 'function') {
     return write((obj as { toJSON(): unknown }).toJSON(), seen, path);
   }
-  if (seen.has(obj)) throw new TypeError(`${path} is a circular reference`);
-  if (ArrayBuffer.isView(obj) || obj instanceof ArrayBuffer) return bytes(obj);
-  const lossy = LOSSY.find((type) => obj instanceof type);
-  if (lossy) throw new TypeError(`${path} is a ${lossy.name}, whose content JSON cannot represent`);
+  if (seen.has(obj)) throw new TypeError(`${pathText(path)} is a circular reference`);
+  const proto: unknown = Object.getPrototypeOf(obj);
+  // Plain objects (the usual payload) skip the checks for special classes.
+  const plain = proto === Object.prototype || proto === null;
+  if (!plain) {
+    if (ArrayBuffer.isView(obj) || obj instanceof ArrayBuffer) return bytes(obj);
+    for (const type of LOSSY) {
+      if (obj instanceof type) throw new TypeError(`${pathText(path)} is a ${type.name}, whose content JSON cannot represent`);
+    }
+  }
   seen.add(obj);
   let out: string;
-  if (obj instanceof Map) {
-    const entries = [...obj].map(([key, member], i) => `[${write(key, seen, `${path}.<key ${i}>`)},${member === undefined ? 'null' : write(member, seen, `${path}.<value ${i}>`)}]`);
+  if (plain) {
+    const keys = Object.keys(obj).sort();
+    out = '{';
+    let first = true;
+    for (const key of keys) {
+      const member = (obj as Record<string, unknown>)[key];
+      if (member === undefined) continue;
+      path.push(key);
+      out += (first ? '' : ',') + JSON.stringify(key) + ':' + write(member, seen, path);
+      path.pop();
+      first = false;
+    }
+    out += '}';
+  } else if (Array.isArray(obj)) {
+    out = '[';
+    for (let i = 0; i < obj.length; i++) {
+      const item: unknown = obj[i];
+      path.push(i);
+      out += (i === 0 ? '' : ',') + (item === undefined ? 'null' : write(item, seen, path));
+      path.pop();
+    }
+    out += ']';
+  } else if (obj instanceof Map) {
+    const entries: string[] = [];
+    let i = 0;
+    for (const [key, member] of obj) {
+      path.push(`<key ${i}>`);
+      const keyText = write(key, seen, path);
+      path[path.length - 1] = `<value ${i}>`;
+      entries.push(`[${keyText},${member === undefined ? 'null' : write(member, seen, path)}]`);
+      path.pop();
+      i++;
+    }
     out = 'Map[' + entries.sort(byCodeUnit).join(',') + ']';
   } else if (obj instanceof Set) {
-    out = 'Set[' + [...obj].map((item, i) => (item === undefined ? 'null' : write(item, seen, `${path}.<item ${i}>`))).sort(byCodeUnit).join(',') + ']';
-  } else if (Array.isArray(obj)) {
-    out = '[' + obj.map((item, i) => (item === undefined ? 'null' : write(item, seen, `${path}[${i}]`))).join(',') + ']';
+    const items: string[] = [];
+    let i = 0;
+    for (const item of obj) {
+      path.push(`<item ${i++}>`);
+      items.push(item === undefined ? 'null' : write(item, seen, path));
+      path.pop();
+    }
+    out = 'Set[' + items.sort(byCodeUnit).join(',') + ']';
   } else {
+    // Class instances: their own enumerable members, as JSON.stringify writes them.
     const parts: string[] = [];
     for (const key of Object.keys(obj).sort()) {
       const member = (obj as Record<string, unknown>)[key];
       if (member === undefined) continue;
-      parts.push(JSON.stringify(key) + ':' + write(member, seen, `${path}.${key}`));
+      path.push(key);
+      parts.push(JSON.stringify(key) + ':' + write(member, seen, path));
+      path.pop();
     }
     out = '{' + parts.join(',') + '}';
   }
   seen.delete(obj);
   return out;
+}
+
+/** `$.order.lines[2]`: member names as `.name`, array indexes as `[i]`. */
+function pathText(path: readonly (string | number)[]): string {
+  let text = '$';
+  for (const step of path) text += typeof step === 'number' ? `[${step}]` : `.${step}`;
+  return text;
 }
 
 // Objects whose state lives outside their enumerable properties: JSON.stringify would write `{}`.

@@ -379,7 +379,7 @@ export class BatchRun<P, R> {
         const mark = this.#mark;
         const answer = await mark.store.claimManyMarked(
           mark.ref,
-          indices.map((i) => ({ ...host.claimRequest(this.#prepared[i]!), position: mark.positions[i]! })),
+          indices.map((i) => host.markedClaimRequest(this.#prepared[i]!, mark.positions[i]!)),
           mark.skip,
         );
         indices.forEach((i, k) => {

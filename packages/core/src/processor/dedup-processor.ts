@@ -83,6 +83,9 @@ interface InFlight {
   claim?: { token: number; leaseUntil: number };
 }
 
+const noop = (): void => undefined;
+const isThenable = <R>(value: R | PromiseLike<R>): value is PromiseLike<R> =>
+  (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
 const invoked = <R>(value: R): Invocation<R> => ({ ok: true, value });
 const threw = (error: unknown): Invocation<never> => ({ ok: false, error, abandoned: false });
 const JSON_SERIALIZER = {
@@ -190,6 +193,7 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
       prepare: (message) => this.#prepare(message),
       invalid: (id, error) => this.#failed(safeId(id), error, true, false, false),
       claimRequest: (p) => this.#claimRequest(p),
+      markedClaimRequest: (p, position) => ({ scope: this.scope, id: p.id, fingerprint: p.fingerprint, leaseMs: this.options.leaseMs, windowMs: this.options.windowMs, position }),
       runClaimed: (p, token, takeover, handler, controller, shared, deferFailure) => this.#runClaimed(p, token, takeover, handler, controller, shared, deferFailure),
       answerExisting: (p, claim, handler) => this.#answerExisting(p, claim, handler),
       runUnprotected: (p, handler, why) => this.#runUnprotected(p, handler, why),
@@ -593,18 +597,29 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
         unlink = () => controller.signal.removeEventListener('abort', forward);
       }
     }
-    let settle: Promise<Invocation<R>>;
+    let returned: PromiseLike<R>;
     try {
-      settle = Promise.resolve(run(own.signal)).then(invoked, threw);
+      const value = run(own.signal);
+      // A handler that returned synchronously has finished: there is nothing to time out or abandon.
+      if (!isThenable(value)) {
+        unlink?.();
+        return invoked(value);
+      }
+      returned = value;
     } catch (thrown) {
       unlink?.();
       return threw(thrown);
     }
-    let abandon!: (reason: Error) => void;
-    const abandoned = new Promise<Invocation<R>>((resolve) => {
-      abandon = (reason) => resolve({ ok: false, error: reason, abandoned: true });
+    // One promise settled by the handler or by abandonment, whichever comes first (no race, no second promise).
+    const running: Running = { controller: own, abandon: noop };
+    const settled = new Promise<Invocation<R>>((resolve) => {
+      running.abandon = (reason) => resolve({ ok: false, error: reason, abandoned: true });
+      // Promise.resolve adopts a foreign thenable safely (its `then` may throw); a native promise is kept as is.
+      Promise.resolve(returned).then(
+        (value) => resolve(invoked(value)),
+        (error: unknown) => resolve(threw(error)),
+      );
     });
-    const running: Running = { controller: own, abandon };
     this.#running.add(running);
     const timer =
       timeoutMs === undefined
@@ -612,7 +627,7 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
         : setTimeout(() => this.#stop(running, new HandlerTimeoutError(`handler ran longer than handlerTimeoutMs (${timeoutMs} ms)`, timeoutMs)), timeoutMs);
     timer?.unref?.();
     try {
-      const invocation = await Promise.race([settle, abandoned]);
+      const invocation = await settled;
       const reason: unknown = own.signal.reason;
       if (!invocation.ok && !invocation.abandoned && (reason instanceof HandlerTimeoutError || reason instanceof ProcessorClosedError)) {
         return { ok: false, error: reason === invocation.error ? reason : withCause(reason, invocation.error), abandoned: false };

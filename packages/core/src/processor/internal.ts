@@ -1,6 +1,6 @@
 // What the processor and its batch runner share. Not part of the public API.
 import type { InvalidIdError } from '../errors.js';
-import type { ClaimRequest, ClaimResult, DedupRecord, DedupStore, TransitionResult } from '../store/store.js';
+import type { ClaimRequest, ClaimResult, DedupRecord, DedupStore, PositionedClaimRequest, TransitionResult } from '../store/store.js';
 import type { BaseHandlerContext, Message } from './context.js';
 import type { MessageInfo } from './instrumentation.js';
 import type { KeptLease } from './lease-keeper.js';
@@ -39,6 +39,8 @@ export interface BatchHost {
   /** The failed outcome of a message whose ID an adapter could not read. */
   invalid(id: unknown, error: InvalidIdError): FailedOutcome;
   claimRequest(p: Prepared<unknown>): ClaimRequest;
+  /** The claim request with the message's mark position, built in one object (no copy per message). */
+  markedClaimRequest(p: Prepared<unknown>, position: number): PositionedClaimRequest;
   runClaimed<P, R>(p: Prepared<P>, token: number, takeover: boolean, handler: AnyHandler<P, R>, controller: AbortController, shared: boolean, deferFailure?: boolean): Promise<Ran<R>>;
   answerExisting<P, R>(p: Prepared<P>, claim: Exclude<ClaimResult, { status: 'acquired' }>, handler: AnyHandler<P, R>): Promise<Outcome<R>>;
   runUnprotected<P, R>(p: Prepared<P>, handler: AnyHandler<P, R>, why: { failOpen?: Error; shadowOf?: ShadowReason; conflict?: true }): Promise<Outcome<R>>;
