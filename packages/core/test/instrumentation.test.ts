@@ -1,7 +1,7 @@
 // The instrumentation hook: every message is started and ended once with its final outcome, and the
 // handler runs inside `run()` (so a tracer can make the handler's own spans children of the message's).
 import { describe, expect, it } from 'vitest';
-import { DedupProcessor, InvalidOptionsError, type Instrumentation, type MessageInfo, type Outcome } from '@onceonly/core';
+import { DedupProcessor, InvalidOptionsError, MemoryStore, type Instrumentation, type MessageInfo, type Outcome } from '@onceonly/core';
 
 function recorder() {
   const log: string[] = [];
@@ -50,6 +50,17 @@ describe('instrumentation', () => {
     const ends = log.filter((l) => l.startsWith('end')).sort();
     expect(ends).toEqual(['end a duplicate', 'end a processed', 'end b duplicate', 'end c processed']);
     expect(log.filter((l) => l.startsWith('start'))).toHaveLength(4);
+  });
+
+  it('processBatch(): a message stopped by a failed claim round trip has its trace too', async () => {
+    const { instrumentation, log } = recorder();
+    const store = new MemoryStore();
+    store.claimMany = () => Promise.reject(new Error('store down'));
+    const p = new DedupProcessor({ scope: 'traced', store, instrumentation });
+    const batch = await p.processBatch([{ id: 'a' }, { id: 'b' }], () => 1);
+    expect(batch.done).toBe(0);
+    expect(batch.outcomes.map((o) => o.status)).toEqual(['store-unavailable']);
+    expect(log).toEqual(['start a', 'end a store-unavailable']);
   });
 
   it('refuses an instrumentation without start()', () => {

@@ -286,6 +286,7 @@ export class BatchRun<P, R> {
         const failed = this.#claimFailed;
         if (failed !== undefined) {
           this.#state[failed.index] = RUNNING; // so #stop counts it as started
+          this.#startTrace(failed.index); // its outcome is final, so it is traced like one that ran
           this.#stop(failed.index, this.#host.storeUnavailable(this.#prepared[failed.index]!.id, failed.thrown, false));
           return;
         }
@@ -448,12 +449,17 @@ export class BatchRun<P, R> {
 
   // --- running one message ---------------------------------------------------------------------
 
-  async #execute(i: number): Promise<void> {
+  /** Starts message `i`'s trace, with an `instrumentation`; it ends with the message's final outcome. */
+  #startTrace(i: number): MessageTrace | undefined {
     const host = this.#host;
-    const instrumentation = host.options.instrumentation;
-    const trace = instrumentation?.start(host.messageInfo(this.#messages[i]!));
+    const trace = host.options.instrumentation?.start(host.messageInfo(this.#messages[i]!));
+    if (trace !== undefined) (this.#traces ??= new Array<MessageTrace | undefined>(this.#n))[i] = trace;
+    return trace;
+  }
+
+  async #execute(i: number): Promise<void> {
+    const trace = this.#startTrace(i);
     if (trace !== undefined) {
-      (this.#traces ??= new Array<MessageTrace | undefined>(this.#n))[i] = trace;
       const handler = this.#handler;
       return this.#executeWith(i, (context) => trace.run(() => handler(context)));
     }
