@@ -9,13 +9,13 @@
 // Debian's package creates; else `nobody`) in a directory that user owns. Anyone else runs them as
 // themselves. startPostgresServer() always starts a separate throwaway server (binary or container),
 // for tests that stop or restart it.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants as fsConstants, readdirSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { chown, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import pg from 'pg';
+import { executable, freePort, watchdogPid, watchdogScript } from './processes.js';
 
 export interface RunningPostgres {
   /** `postgres://user@host:port/database`. */
@@ -100,29 +100,6 @@ export function findPostgresBinDir(): string | undefined {
   return dirs.find((dir) => dir && executable(join(dir, 'initdb')) && executable(join(dir, 'postgres')));
 }
 
-/** A free TCP port on 127.0.0.1: listen on port 0, read the port, release it. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => (port ? resolve(port) : reject(new Error('no port assigned'))));
-    });
-  });
-}
-
-function executable(path: string): boolean {
-  try {
-    accessSync(path, fsConstants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** As root: the unprivileged account the server runs as (uid, gid). Otherwise undefined (run as ourselves). */
 function serverAccount(): { uid: number; gid: number; name: string } | undefined {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return undefined;
@@ -133,12 +110,6 @@ function serverAccount(): { uid: number; gid: number; name: string } | undefined
   }
   throw new Error('running as root, and there is no `postgres` or `nobody` user to run PostgreSQL as (initdb refuses root)');
 }
-
-// The shell stays between us and the server: it reads its stdin (a pipe from this process) until EOF,
-// then asks for a fast shutdown (SIGINT) and waits. If this process dies in any way, even SIGKILL, the
-// pipe closes and the server goes with it. The background job's own stdin is /dev/null.
-const WATCHDOG =
-  'bin=$1; shift; "$bin" "$@" & pid=$!; echo "$pid"; while read -r _; do :; done; kill -INT "$pid" 2>/dev/null; wait "$pid"';
 
 async function startLocalPostgres(bin: string, options: StartPostgresOptions): Promise<LocalPostgres> {
   const account = serverAccount();
@@ -216,7 +187,7 @@ async function startServerProcess(
   port: number,
   readyTimeoutMs: number,
 ): Promise<ServerProcess> {
-  const shell = spawn('/bin/sh', ['-c', WATCHDOG, 'postgres-watchdog', join(bin, 'postgres'), ...args], {
+  const shell = spawn('/bin/sh', ['-c', watchdogScript('INT'), 'postgres-watchdog', join(bin, 'postgres'), ...args], {
     ...ids,
     stdio: ['pipe', 'pipe', 'pipe'],
   });
@@ -227,7 +198,7 @@ async function startServerProcess(
   shell.stdout.on('data', collect);
   shell.stderr.on('data', collect);
   const exited = new Promise<void>((resolve) => shell.once('exit', () => resolve()));
-  const pid = await firstLine(shell);
+  const pid = await watchdogPid(shell, 'postgres');
 
   const signal = (name: NodeJS.Signals) => {
     try {
@@ -261,23 +232,6 @@ async function startServerProcess(
     throw new Error(`postgres on port ${port} did not start: ${(error as Error).message}\n${output}`, { cause: error });
   }
   return { stop };
-}
-
-function firstLine(child: ChildProcess): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    const onData = (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const newline = buffered.indexOf('\n');
-      if (newline < 0) return;
-      child.stdout!.off('data', onData);
-      const pid = Number(buffered.slice(0, newline).trim());
-      if (Number.isInteger(pid) && pid > 0) resolve(pid);
-      else reject(new Error(`watchdog printed no pid: ${buffered}`));
-    };
-    child.stdout!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`postgres watchdog exited with ${String(code)}`)));
-  });
 }
 
 /** Resolves once `SELECT 1` answers on 127.0.0.1:port; rejects when the server exits or the time is up. */

@@ -6,13 +6,15 @@
 //   else an error that says how to provide one.
 // startRedisServer() always starts a separate throwaway server (binary or container), for tests that
 // stop or reconfigure Redis.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants as fsConstants } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { Redis, type RedisOptions } from 'ioredis';
+import { executable, freePort, watchdogPid, watchdogScript } from './processes.js';
+
+export { freePort } from './processes.js';
 
 export interface RunningRedis {
   /** `redis://host:port`. */
@@ -66,17 +68,7 @@ export async function startRedisServer(options: StartRedisOptions = {}): Promise
 /** The redis-server executable, or undefined. */
 export function findRedisServerBinary(): string | undefined {
   const dirs = [...(process.env['PATH'] ?? '').split(delimiter), '/usr/bin', '/usr/sbin', '/usr/local/bin'];
-  for (const dir of dirs) {
-    if (!dir) continue;
-    const candidate = join(dir, 'redis-server');
-    try {
-      accessSync(candidate, fsConstants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
+  return dirs.filter(Boolean).map((dir) => join(dir, 'redis-server')).find(executable);
 }
 
 /**
@@ -91,26 +83,6 @@ export async function connectRedis(url: string, options: RedisOptions = {}): Pro
   await client.connect();
   return client;
 }
-
-/** A free TCP port on 127.0.0.1: listen on port 0, read the port, release it. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => (port ? resolve(port) : reject(new Error('no port assigned'))));
-    });
-  });
-}
-
-// The shell stays between us and redis-server: it reads its stdin (a pipe from this process) until
-// EOF, then stops the server. If this process dies in any way, even SIGKILL, the pipe closes and the
-// server goes with it. The background job's own stdin is /dev/null (no job control).
-const WATCHDOG =
-  'bin=$1; shift; "$bin" "$@" & pid=$!; echo "$pid"; while read -r _; do :; done; kill -TERM "$pid" 2>/dev/null; wait "$pid"';
 
 async function startLocalRedis(binary: string, options: StartRedisOptions): Promise<LocalRedis> {
   // A port from freePort() can be taken before redis binds it: try a few.
@@ -135,7 +107,7 @@ async function startLocalRedisOn(
 ): Promise<LocalRedis> {
   const dir = await mkdtemp(join(tmpdir(), 'onceonly-redis-'));
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs];
-  const shell = spawn('/bin/sh', ['-c', WATCHDOG, 'redis-watchdog', binary, ...args], {
+  const shell = spawn('/bin/sh', ['-c', watchdogScript('TERM'), 'redis-watchdog', binary, ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let output = '';
@@ -145,7 +117,7 @@ async function startLocalRedisOn(
   shell.stdout.on('data', collect);
   shell.stderr.on('data', collect);
   const exited = new Promise<void>((resolve) => shell.once('exit', () => resolve()));
-  const pid = await firstLine(shell);
+  const pid = await watchdogPid(shell, 'redis');
 
   // Belt and braces with the watchdog: a normal exit of this process kills the server at once.
   const killOnExit = () => {
@@ -190,23 +162,6 @@ async function startLocalRedisOn(
     stop: () => stopWith('SIGTERM'),
     kill: () => stopWith('SIGKILL'),
   };
-}
-
-function firstLine(child: ChildProcess): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    const onData = (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const newline = buffered.indexOf('\n');
-      if (newline < 0) return;
-      child.stdout!.off('data', onData);
-      const pid = Number(buffered.slice(0, newline).trim());
-      if (Number.isInteger(pid) && pid > 0) resolve(pid);
-      else reject(new Error(`watchdog printed no pid: ${buffered}`));
-    };
-    child.stdout!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`redis watchdog exited with ${String(code)}`)));
-  });
 }
 
 /** Resolves once the server answers PING on a raw socket; rejects when it exits or the time is up. */
