@@ -1,4 +1,4 @@
-// Type-checks every ```ts block of README.md and packages/*/README.md under the project's strict
+// Type-checks every ```ts block of README.md, docs/*.md and packages/*/README.md under the project's strict
 // compiler options, each block as its own ES module importing the packages by name (their sources, as in
 // tsconfig.dev.json). Names a snippet uses without defining (a mailer, a broker message) are declared
 // in PRELUDE below. Errors are reported at their README line. Plain Node; runs the repository's tsc.
@@ -32,6 +32,12 @@ export {};
 
 const readmes = [
   'README.md',
+  ...(existsSync(join(root, 'docs'))
+    ? readdirSync(join(root, 'docs'))
+        .filter((name) => name.endsWith('.md'))
+        .sort()
+        .map((name) => join('docs', name))
+    : []),
   ...readdirSync(join(root, 'packages'))
     .map((name) => join('packages', name, 'README.md'))
     .filter((path) => existsSync(join(root, path))),

@@ -101,8 +101,8 @@ const MAX_REMEMBERED_SCOPES = 10_000;
  * **Resets.** Every claim call also reads the scope's epoch, `<prefix>:{<scope>}:!epoch` (no expiry,
  * written once by the first claim that finds none). The store remembers the epoch of each scope it
  * claimed in; when the epoch is gone or changed, Redis has forgotten the scope, and the store reports
- * it to its {@link RedisStore.onReset} listeners (the processor's `store-reset` event). See the
- * README's "Redis persistence and resets" for what this does and does not catch.
+ * it to its {@link RedisStore.onReset} listeners (the processor's `store-reset` event). See
+ * docs/stores.md, "Redis persistence and resets", for what this does and does not catch.
  *
  * **Client.** You create, connect and quit the client; `close()` leaves it open. How long a call waits
  * while Redis is down is decided by the client's options: ioredis queues commands while disconnected
