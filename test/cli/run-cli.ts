@@ -17,7 +17,7 @@ export interface CliRun {
 }
 
 export interface RunOptions {
-  /** Extra environment; ONCEONLY_REDIS_URL is removed unless given here. */
+  /** Extra environment; ONCEONLY_REDIS_URL and ONCEONLY_POSTGRES_URL are removed unless given here. */
   env?: Record<string, string>;
   /** Written to stdin (a pipe, never a terminal), then closed. */
   input?: string;
@@ -33,7 +33,7 @@ export interface RunOptions {
 export function runCli(args: readonly string[], options: RunOptions = {}): Promise<CliRun> {
   const started = performance.now();
   const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
-  if (!options.env?.['ONCEONLY_REDIS_URL']) delete env['ONCEONLY_REDIS_URL'];
+  for (const name of ['ONCEONLY_REDIS_URL', 'ONCEONLY_POSTGRES_URL']) if (!options.env?.[name]) delete env[name];
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.bin ?? BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -63,7 +63,13 @@ export function json<T = Record<string, unknown>>(run: CliRun): T {
  * (Staleness within `dist` is the build's business: `npm test` builds first.)
  */
 export function assertBuilt(): void {
-  const needed = ['packages/cli/dist/bin.js', 'packages/redis/dist/admin.js', 'packages/redis/dist/scripts/admin-read-n.lua', 'packages/core/dist/store/admin.js'];
+  const needed = [
+    'packages/cli/dist/bin.js',
+    'packages/redis/dist/admin.js',
+    'packages/redis/dist/scripts/admin-read-n.lua',
+    'packages/postgres/dist/admin.js',
+    'packages/core/dist/store/admin.js',
+  ];
   const missing = needed.filter((file) => !existsSync(join(root, file)));
   if (missing.length > 0) throw new Error(`${missing.join(', ')} missing: run \`npm run build\` first (\`npm test\` does).`);
 }

@@ -4,8 +4,11 @@ import { Command, CommanderError, Option } from 'commander';
 import { z } from 'zod';
 import { ExitCode, usageError } from './exit-codes.js';
 
-/** Environment variable read when `--redis` is not given (keeps a password out of `ps` output). */
+/** Environment variable read when no store option is given (keeps a password out of `ps` output). */
 export const REDIS_URL_ENV = 'ONCEONLY_REDIS_URL';
+
+/** Environment variable read when no store option is given, for the PostgreSQL store. */
+export const POSTGRES_URL_ENV = 'ONCEONLY_POSTGRES_URL';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -20,13 +23,20 @@ const wholeNumber = (min: number, max: number) =>
 
 const nonEmpty = z.string({ error: (issue) => (issue.input === undefined ? 'is missing' : 'must be a string') }).min(1, 'must not be empty');
 
-/** Options every command takes. */
+/** Options every command takes. At most one of `redis` and `postgres` is set (see {@link pickStore}). */
 const globalSchema = z.object({
   redis: z
     .url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' })
     .optional(),
   cluster: z.boolean().default(false),
   prefix: nonEmpty.optional(),
+  postgres: z
+    .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' })
+    .optional(),
+  // Checked by PostgresStore itself (the CLI does not load @onceonly/postgres before it needs it).
+  pgSchema: nonEmpty.optional(),
+  pgTable: nonEmpty.optional(),
+  pgMarksTable: nonEmpty.optional(),
   json: z.boolean().default(false),
   timeoutMs: wholeNumber(100, 600_000).default(5_000),
 });
@@ -80,6 +90,10 @@ export interface ParserOutput {
 const FLAGS: Readonly<Record<string, string>> = {
   redis: '--redis',
   prefix: '--prefix',
+  postgres: '--postgres',
+  pgSchema: '--pg-schema',
+  pgTable: '--pg-table',
+  pgMarksTable: '--pg-marks-table',
   timeoutMs: '--timeout',
   limit: '--limit',
   batchSize: '--batch-size',
@@ -124,9 +138,13 @@ function buildProgram(capture: Capture, output: ParserOutput): Command {
     .version(VERSION, '-V, --version')
     .option('--redis <url>', `Redis URL, redis:// or rediss:// (default: $${REDIS_URL_ENV})`)
     .option('--cluster', 'the --redis URL is a Redis Cluster node')
-    .option('--prefix <prefix>', 'key prefix of the store (default: the store\'s, "onceonly")')
+    .option('--prefix <prefix>', 'with --redis: key prefix of the store (default: the store\'s, "onceonly")')
+    .option('--postgres <url>', `PostgreSQL URL, postgres:// or postgresql:// (default: $${POSTGRES_URL_ENV}); not with --redis`)
+    .option('--pg-schema <name>', 'with --postgres: schema of the tables (default: the store\'s, "public")')
+    .option('--pg-table <name>', 'with --postgres: table of the records (default: the store\'s, "onceonly_records")')
+    .option('--pg-marks-table <name>', 'with --postgres: table of the offset marks (default: the store\'s, "onceonly_marks")')
     .option('--json', 'print one JSON document on stdout')
-    .option('--timeout <ms>', 'connect and command timeout in ms', '5000')
+    .option('--timeout <ms>', 'connect and command timeout in ms (PostgreSQL: also its statement_timeout)', '5000')
     .showHelpAfterError('(run onceonly --help for usage)')
     .exitOverride()
     .configureOutput({ writeOut: (s) => output.out(s), writeErr: (s) => output.err(s) })
@@ -140,7 +158,8 @@ Examples:
   onceonly --redis redis://127.0.0.1:6379 inspect orders 0192f1a2-7b3c-7d4e-8f00-123456789abc
   onceonly --redis redis://127.0.0.1:6379 list orders --state failed --limit 20
   onceonly --redis redis://127.0.0.1:6379 purge --scope orders --dry-run
-  onceonly --redis redis://127.0.0.1:6379 mark get --group billing --topic invoices --partition 3`,
+  onceonly --redis redis://127.0.0.1:6379 mark get --group billing --topic invoices --partition 3
+  onceonly --postgres postgres://app@127.0.0.1:5432/app --pg-schema jobs stats orders`,
     );
   const global = (cmd: Command): Raw => cmd.optsWithGlobals();
   const on = (cmd: Command) => cmd.exitOverride().configureOutput({ writeOut: (s) => output.out(s), writeErr: (s) => output.err(s) });
@@ -155,12 +174,12 @@ Examples:
     );
 
   on(program.command('list'))
-    .description("list a scope's records, page by page (SCAN, never KEYS)")
+    .description("list a scope's records, page by page (Redis: SCAN, never KEYS; PostgreSQL: in ID order)")
     .argument('<scope>', 'the dedup scope')
     .addOption(new Option('--state <state>', 'only records in this state').choices(ADMIN_RECORD_STATES))
     .option('--limit <n>', 'most records to print', '100')
     .option('--cursor <cursor>', 'continue where the previous page ended')
-    .option('--batch-size <n>', 'keys examined per SCAN step', '500')
+    .option('--batch-size <n>', 'keys (Redis, per SCAN step) or rows (PostgreSQL, per statement) examined per step', '500')
     .action((scope: string, opts: Raw, cmd: Command) => capture('list', { scope, ...opts }, global(cmd)));
 
   on(program.command('purge'))
@@ -172,7 +191,7 @@ Examples:
     .option('--dry-run', 'say what would be removed, remove nothing')
     .option('-y, --yes', 'do not ask for confirmation')
     .option('--include-marks', 'with --scope: also remove the scope\'s offset marks')
-    .option('--batch-size <n>', 'with --scope: keys examined and removed per step', '500')
+    .option('--batch-size <n>', 'with --scope: keys or rows examined and removed per step', '500')
     .option('--no-progress', 'with --scope: no progress on stderr')
     .action((scope: string | undefined, id: string | undefined, opts: Raw, cmd: Command) => {
       const common = { dryRun: opts['dryRun'] === true, yes: opts['yes'] === true };
@@ -206,7 +225,7 @@ Examples:
   on(program.command('stats'))
     .description("count a scope's records by state")
     .argument('<scope>', 'the dedup scope')
-    .option('--batch-size <n>', 'keys examined per SCAN step', '500')
+    .option('--batch-size <n>', 'keys or rows examined per step', '500')
     .action((scope: string, opts: Raw, cmd: Command) => capture('stats', { scope, ...opts }, global(cmd)));
 
   return program;
@@ -235,12 +254,45 @@ export function parseArgs(argv: readonly string[], env: Readonly<Record<string, 
   if (captured === undefined) throw usageError('no command given (run onceonly --help for usage)');
   const { command, args, global } = captured;
   const globalOptions = validate(globalSchema, {
-    redis: (global['redis'] as string | undefined) ?? (env[REDIS_URL_ENV] || undefined),
+    ...pickStore(global, env),
     cluster: global['cluster'] === true,
     prefix: global['prefix'],
+    pgSchema: global['pgSchema'],
+    pgTable: global['pgTable'],
+    pgMarksTable: global['pgMarksTable'],
     json: global['json'] === true,
     timeoutMs: global['timeout'],
   });
   const invocation = { command, global: globalOptions, args: validate(schemas[command], args) } as Invocation;
   return { kind: 'run', invocation };
+}
+
+/**
+ * The store's URL: `--redis` or `--postgres` (never both), else the one of `$ONCEONLY_REDIS_URL` and
+ * `$ONCEONLY_POSTGRES_URL` that is set (never both). Options of the other store are refused, so that a
+ * `--prefix` meant for Redis never silently does nothing against PostgreSQL. No store at all is left
+ * to the runner (a usage error there).
+ */
+function pickStore(global: Raw, env: Readonly<Record<string, string | undefined>>): { redis?: unknown; postgres?: unknown } {
+  const redis = global['redis'];
+  const postgres = global['postgres'];
+  if (redis !== undefined && postgres !== undefined) throw usageError('--redis and --postgres are mutually exclusive: give one store');
+  let picked: { redis?: unknown; postgres?: unknown };
+  if (redis !== undefined) picked = { redis };
+  else if (postgres !== undefined) picked = { postgres };
+  else {
+    const fromEnv = { redis: env[REDIS_URL_ENV] || undefined, postgres: env[POSTGRES_URL_ENV] || undefined };
+    if (fromEnv.redis !== undefined && fromEnv.postgres !== undefined) {
+      throw usageError(`${REDIS_URL_ENV} and ${POSTGRES_URL_ENV} are both set: pass --redis <url> or --postgres <url> to choose the store`);
+    }
+    picked = fromEnv.redis !== undefined ? { redis: fromEnv.redis } : fromEnv.postgres !== undefined ? { postgres: fromEnv.postgres } : {};
+  }
+  if (picked.postgres !== undefined) {
+    if (global['cluster'] === true) throw usageError('--cluster goes with --redis, not with --postgres');
+    if (global['prefix'] !== undefined) throw usageError('--prefix goes with --redis; with --postgres, --pg-schema and --pg-table say where the records are');
+  } else {
+    const pgOption = (['pgSchema', 'pgTable', 'pgMarksTable'] as const).find((name) => global[name] !== undefined);
+    if (pgOption !== undefined) throw usageError(`${FLAGS[pgOption]} goes with --postgres`);
+  }
+  return picked;
 }

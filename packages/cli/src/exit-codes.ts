@@ -6,9 +6,9 @@
  * | 0    | `OK`                 | the command did what was asked |
  * | 1    | `NOT_FOUND`          | the record or mark asked for does not exist (`inspect`, `purge <scope> <id>`, `mark get`, `mark forget`) |
  * | 2    | `USAGE`              | bad arguments or options (unknown command, missing argument, invalid value) |
- * | 3    | `STORE_UNAVAILABLE`  | the store could not be reached in time or answered with an error |
+ * | 3    | `STORE_UNAVAILABLE`  | the store could not be reached in time or answered with an error (PostgreSQL: also a statement past `--timeout`, or missing tables) |
  * | 4    | `REFUSED`            | a destructive command was not confirmed (no `--yes` and stdin is not a terminal, or the answer was not "y") |
- * | 5    | `MISSING_DEPENDENCY` | the store's optional packages are not installed (e.g. `@onceonly/redis` and `ioredis` for `--redis`) |
+ * | 5    | `MISSING_DEPENDENCY` | the store's optional packages are not installed (`@onceonly/redis` and `ioredis` for `--redis`, `@onceonly/postgres` and `pg` for `--postgres`) |
  * | 6    | `INTERNAL`           | anything else: a bug, please report it |
  * | 130  | `INTERRUPTED`        | stopped by Ctrl-C (SIGINT); a purge stops after its current batch and reports what it removed |
  */

@@ -69,13 +69,17 @@ export function flags(record: AdminRecord): string {
   return notes.join(',');
 }
 
-/** The key/value lines of `inspect`. */
-export function recordLines(scope: string, id: string, key: string | undefined, record: AdminRecord): string[][] {
+/**
+ * The key/value lines of `inspect`. `where` says where the record lives: its Redis `key`, or the
+ * PostgreSQL `table` whose row (scope, id) holds it.
+ */
+export function recordLines(scope: string, id: string, where: { key: string | null; table: string | null }, record: AdminRecord): string[][] {
   const rows: string[][] = [
     ['scope', display(scope)],
     ['id', display(id)],
   ];
-  if (key !== undefined) rows.push(['key', display(key)]);
+  if (where.key !== null) rows.push(['key', display(where.key)]);
+  if (where.table !== null) rows.push(['table', display(where.table)]);
   rows.push(['state', record.state], ['token', String(record.token)], ['claimed', isoTime(record.claimedAt)], ['updated', isoTime(record.updatedAt)]);
   if (record.leaseUntil !== undefined) {
     rows.push(['lease until', `${isoTime(record.leaseUntil)} (${record.leaseExpired ? `expired ${duration(record.readAt - record.leaseUntil)} ago` : `in ${duration(record.leaseUntil - record.readAt)}`})`]);

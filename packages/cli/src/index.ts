@@ -12,7 +12,7 @@
  * @packageDocumentation
  */
 export { main, type CliIo } from './main.js';
-export { parseArgs, REDIS_URL_ENV, type GlobalOptions, type Invocation, type Parsed, type ParserOutput } from './args.js';
+export { parseArgs, POSTGRES_URL_ENV, REDIS_URL_ENV, type GlobalOptions, type Invocation, type Parsed, type ParserOutput } from './args.js';
 export { CliError, ExitCode } from './exit-codes.js';
-export { openRedisStore, type Importer, type OpenStore, type RedisTarget } from './connect.js';
+export { openPostgresStore, openRedisStore, type Importer, type OpenStore, type PostgresTarget, type RedisTarget } from './connect.js';
 export { display } from './format.js';

@@ -1,7 +1,7 @@
 import { InvalidIdError, InvalidOptionsError, StoreUnavailableError, type AdminPurgeProgress } from '@onceonly/core';
-import { parseArgs, REDIS_URL_ENV, type Invocation } from './args.js';
+import { parseArgs, POSTGRES_URL_ENV, REDIS_URL_ENV, type Invocation } from './args.js';
 import { confirm } from './confirm.js';
-import { openRedisStore, type Importer, type OpenStore } from './connect.js';
+import { openPostgresStore, openRedisStore, type Importer, type OpenStore } from './connect.js';
 import { CliError, ExitCode, usageError } from './exit-codes.js';
 import { countRows, display, entryJson, entryRows, recordLines, table } from './format.js';
 
@@ -15,7 +15,7 @@ export interface CliIo {
   readonly signal?: AbortSignal;
   /** Loads the store's optional packages. @defaultValue `import()` */
   readonly importer?: Importer;
-  /** Opens the store; for tests that bring their own. @defaultValue Redis from `--redis` */
+  /** Opens the store; for tests that bring their own. @defaultValue Redis from `--redis`, PostgreSQL from `--postgres` */
   readonly open?: (invocation: Invocation) => Promise<OpenStore>;
 }
 
@@ -43,8 +43,14 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
 
 function openFromOptions(importer: Importer | undefined): (invocation: Invocation) => Promise<OpenStore> {
   return async ({ global }) => {
-    // One store option today; --postgres joins it when that store exists.
-    if (global.redis === undefined) throw usageError(`no store given: pass --redis <url> (or set ${REDIS_URL_ENV})`);
+    // The parser lets through at most one of them.
+    if (global.postgres !== undefined) {
+      const target = { url: global.postgres, schema: global.pgSchema, table: global.pgTable, marksTable: global.pgMarksTable, timeoutMs: global.timeoutMs };
+      return openPostgresStore(target, importer);
+    }
+    if (global.redis === undefined) {
+      throw usageError(`no store given: pass --redis <url> (or set ${REDIS_URL_ENV}) or --postgres <url> (or set ${POSTGRES_URL_ENV})`);
+    }
     return openRedisStore({ url: global.redis, cluster: global.cluster, prefix: global.prefix, timeoutMs: global.timeoutMs }, importer);
   };
 }
@@ -95,9 +101,10 @@ async function run(invocation: Invocation, open: OpenStore, io: CliIo): Promise<
     case 'inspect': {
       const { scope, id } = invocation.args;
       const record = await interruptible(store.inspect(scope, id), io.signal);
-      const key = open.keyOf?.(scope, id);
-      if (p.json) p.doc(record ? { found: true, scope, id, key, record } : { found: false, scope, id, key });
-      else if (record) p.line(table(recordLines(scope, id, key, record)));
+      // Where the record lives: its Redis key, or the PostgreSQL table whose row (scope, id) holds it.
+      const where = { key: open.keyOf?.(scope, id) ?? null, table: open.table ?? null };
+      if (p.json) p.doc(record ? { found: true, scope, id, ...where, record } : { found: false, scope, id, ...where });
+      else if (record) p.line(table(recordLines(scope, id, where, record)));
       else p.note(`no record of ${display(id)} in scope ${display(scope)}`);
       return record ? ExitCode.OK : ExitCode.NOT_FOUND;
     }

@@ -72,6 +72,36 @@ describe('parseArgs', () => {
     expect(invocation(['stats', 'orders']).global.redis).toBeUndefined();
   });
 
+  it('takes --postgres with its table options, or the URL from ONCEONLY_POSTGRES_URL', () => {
+    const PG = 'postgres://app:secret@127.0.0.1:5432/app?sslmode=disable';
+    const parsed = invocation(['--postgres', PG, '--pg-schema', 'jobs', '--pg-table', 'dedup', '--pg-marks-table', 'dedup_marks', 'stats', 'orders']);
+    expect(parsed.global).toEqual({ postgres: PG, pgSchema: 'jobs', pgTable: 'dedup', pgMarksTable: 'dedup_marks', cluster: false, json: false, timeoutMs: 5000 });
+    expect(invocation(['stats', 'orders'], { ONCEONLY_POSTGRES_URL: PG }).global).toMatchObject({ postgres: PG });
+    expect(invocation(['stats', 'orders'], { ONCEONLY_POSTGRES_URL: PG }).global.redis).toBeUndefined();
+    expect(invocation(['--postgres', 'postgresql://127.0.0.1/app', 'stats', 'orders']).global.postgres).toBe('postgresql://127.0.0.1/app');
+    // A store option on the command line wins over the other store's environment variable.
+    const chosen = invocation(['--postgres', PG, 'stats', 'orders'], { ONCEONLY_REDIS_URL: URL });
+    expect(chosen.global).toMatchObject({ postgres: PG });
+    expect(chosen.global.redis).toBeUndefined();
+    const redis = invocation(['--redis', URL, 'stats', 'orders'], { ONCEONLY_POSTGRES_URL: PG });
+    expect(redis.global).toMatchObject({ redis: URL });
+    expect(redis.global.postgres).toBeUndefined();
+  });
+
+  it('refuses two stores, and options of the store not chosen, with exit code 2', () => {
+    const PG = 'postgres://127.0.0.1:5432/app';
+    expect(usage(['--redis', URL, '--postgres', PG, 'stats', 'orders'])).toMatch(/^--redis and --postgres are mutually exclusive: give one store/);
+    expect(usage(['stats', 'orders'], { ONCEONLY_REDIS_URL: URL, ONCEONLY_POSTGRES_URL: PG })).toMatch(
+      /^ONCEONLY_REDIS_URL and ONCEONLY_POSTGRES_URL are both set: pass --redis <url> or --postgres <url>/,
+    );
+    expect(usage(['--postgres', PG, '--prefix', 'app', 'stats', 'orders'])).toMatch(/^--prefix goes with --redis/);
+    expect(usage(['--postgres', PG, '--cluster', 'stats', 'orders'])).toMatch(/^--cluster goes with --redis, not with --postgres/);
+    expect(usage(['--redis', URL, '--pg-schema', 'app', 'stats', 'orders'])).toMatch(/^--pg-schema goes with --postgres/);
+    expect(usage(['--pg-table', 't', 'stats', 'orders'], { ONCEONLY_REDIS_URL: URL })).toMatch(/^--pg-table goes with --postgres/);
+    expect(usage(['--postgres', 'mysql://127.0.0.1/app', 'stats', 'orders'])).toMatch(/^--postgres must be a postgres:\/\/ or postgresql:\/\/ URL/);
+    expect(usage(['--postgres', PG, '--pg-schema', '', 'stats', 'orders'])).toMatch(/^--pg-schema must not be empty/);
+  });
+
   it('carries any ID: after --, or as JSON for what a command line cannot hold', () => {
     expect(invocation(['--redis', URL, 'inspect', 'orders', '--', '-starts-with-dash']).args).toEqual({ scope: 'orders', id: '-starts-with-dash' });
     expect(invocation(['--redis', URL, 'inspect', 'orders', 'a b:{c}*']).args).toEqual({ scope: 'orders', id: 'a b:{c}*' });

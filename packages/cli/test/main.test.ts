@@ -157,6 +157,27 @@ describe('output', () => {
   });
 });
 
+describe('inspect', () => {
+  it('says where a record lives: its Redis key, or the PostgreSQL table of its row; the JSON has both fields', async () => {
+    const redis = fakeStore();
+    const withKey: OpenStore = { ...redis.open, keyOf: (scope, id) => `onceonly:{${scope}}:${id}` };
+    const byKey = await run(['--redis', URL, '--json', 'inspect', 'orders', 'o-1'], { open: withKey });
+    expect(JSON.parse(byKey.stdout)).toMatchObject({ found: true, key: 'onceonly:{orders}:o-1', table: null });
+    expect((await run(['--redis', URL, 'inspect', 'orders', 'o-1'], { open: withKey })).stdout).toMatch(/^key +onceonly:\{orders\}:o-1$/m);
+
+    const postgres = fakeStore();
+    const withTable: OpenStore = { ...postgres.open, table: 'public.onceonly_records' };
+    const pg = ['--postgres', 'postgres://127.0.0.1/app'];
+    const byRow = await run([...pg, '--json', 'inspect', 'orders', 'o-1'], { open: withTable });
+    expect(JSON.parse(byRow.stdout)).toMatchObject({ found: true, scope: 'orders', id: 'o-1', key: null, table: 'public.onceonly_records' });
+    const absent = await run([...pg, '--json', 'inspect', 'orders', 'nope'], { open: withTable });
+    expect(JSON.parse(absent.stdout)).toEqual({ found: false, scope: 'orders', id: 'nope', key: null, table: 'public.onceonly_records' });
+    const human = await run([...pg, 'inspect', 'orders', 'o-1'], { open: withTable });
+    expect(human.stdout).toMatch(/^table +public\.onceonly_records$/m);
+    expect(human.stdout).not.toMatch(/^key /m);
+  });
+});
+
 describe('exit codes', () => {
   it('1 for an absent record or mark, with a JSON answer under --json', async () => {
     const fake = fakeStore();
@@ -171,7 +192,7 @@ describe('exit codes', () => {
   it('2 without a store, 3 when the store is unavailable, 6 for anything unexpected', async () => {
     const none = await run(['stats', 'orders']);
     expect(none.code).toBe(ExitCode.USAGE);
-    expect(none.stderr).toMatch(/no store given: pass --redis <url> \(or set ONCEONLY_REDIS_URL\)/);
+    expect(none.stderr).toMatch(/no store given: pass --redis <url> \(or set ONCEONLY_REDIS_URL\) or --postgres <url> \(or set ONCEONLY_POSTGRES_URL\)/);
 
     const fake = fakeStore();
     fake.store.countByState = async () => {
@@ -186,6 +207,19 @@ describe('exit codes', () => {
     const bug = await run(['--redis', URL, 'stats', 'orders'], { open: fake.open });
     expect(bug.code).toBe(ExitCode.INTERNAL);
     expect(bug.stderr).toMatch(/unexpected error \(please report it\).*boom/);
+  });
+
+  it('5 with an install hint when @onceonly/postgres or pg is missing', async () => {
+    for (const missing of ['@onceonly/postgres', 'pg']) {
+      const importer = async (specifier: string) => {
+        if (specifier === missing) throw Object.assign(new Error(`Cannot find package '${missing}'`), { code: 'ERR_MODULE_NOT_FOUND' });
+        return import(specifier);
+      };
+      const result = await run(['--postgres', 'postgres://127.0.0.1:1/x', 'stats', 'orders'], { importer });
+      expect(result.code, missing).toBe(ExitCode.MISSING_DEPENDENCY);
+      expect(result.stderr).toContain(`cannot load ${missing}`);
+      expect(result.stderr).toContain('npm install @onceonly/postgres pg');
+    }
   });
 
   it('5 with an install hint when @onceonly/redis or ioredis is missing', async () => {

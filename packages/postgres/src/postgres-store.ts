@@ -1,6 +1,14 @@
 import {
   InvalidOptionsError,
   StoreUnavailableError,
+  type AdminCountOptions,
+  type AdminCounts,
+  type AdminListOptions,
+  type AdminPage,
+  type AdminPurgeResult,
+  type AdminPurgeScopeOptions,
+  type AdminRecord,
+  type AdminStore,
   type ClaimRequest,
   type ClaimResult,
   type CompleteRequest,
@@ -19,6 +27,7 @@ import {
   type TransitionResult,
 } from '@onceonly/core';
 import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
+import { PostgresAdmin } from './admin.js';
 import { isConnectionError, storeUnavailable, TransactionStateError } from './errors.js';
 import { parsePostgresStoreOptions, type PostgresStoreOptions, type TransactionRunner } from './postgres-store-options.js';
 import {
@@ -98,6 +107,9 @@ export interface PruneOptions {
  * option the transaction is opened by your query builder or ORM instead, and `ctx.tx` is its
  * transaction object (`Tx`, given as the type argument: `new PostgresStore<Transaction<DB>>(…)`).
  *
+ * **Admin.** It is an `AdminStore` too (inspect, list, count and purge, for operators and the
+ * `onceonly` CLI): keyset steps over the primary key, never on the hot path (see `./admin.ts`).
+ *
  * **Errors.** Every connection or query failure rejects with `StoreUnavailableError` (`retriable:
  * true`, code `STORE_UNAVAILABLE`, the pg error as `cause`, only the SQLSTATE in the message: no
  * payload). A lost lease is never an error: it is the `'lease-lost'` result. Invalid requests reject
@@ -118,7 +130,7 @@ export interface PruneOptions {
  *   await store.complete({ scope: 'emails', id: messageId, token: claim.token, windowMs: 86_400_000 });
  * }
  */
-export class PostgresStore<Tx = PoolClient> implements TransactionalStore<Tx>, MarkStore {
+export class PostgresStore<Tx = PoolClient> implements TransactionalStore<Tx>, MarkStore, AdminStore {
   readonly #pool: Pool;
   /** The `transaction` option: transactions opened through the user's library. */
   readonly #runner: TransactionRunner<unknown> | undefined;
@@ -133,6 +145,7 @@ export class PostgresStore<Tx = PoolClient> implements TransactionalStore<Tx>, M
   #reachable = true;
   #pruneTimer: ReturnType<typeof setInterval> | undefined;
   #pruning: Promise<unknown> | undefined;
+  #admin: PostgresAdmin | undefined;
 
   /**
    * @throws {InvalidOptionsError} when an option is invalid; the message names it.
@@ -401,6 +414,36 @@ export class PostgresStore<Tx = PoolClient> implements TransactionalStore<Tx>, M
     const runner = this.#runner;
     if (runner) return (await this.#runInLibrary('withTransaction', runner, work as (tx: unknown) => Promise<R>, null, undefined)).value;
     return (await this.#transaction('withTransaction', work as unknown as (tx: PoolClient) => Promise<R>, async () => true)).value;
+  }
+
+  /** {@link AdminStore.inspect}: the row as kept (tombstones, expired leases); an expired row is absent. See `./admin.ts`. */
+  inspect(scope: string, id: string): Promise<AdminRecord | undefined> {
+    return this.#adminOps().inspect(scope, id);
+  }
+
+  /** {@link AdminStore.list}: keyset pages over the primary key (scope, id), in ID byte order; every entry has its `id`. */
+  list(scope: string, options?: AdminListOptions): Promise<AdminPage> {
+    return this.#adminOps().list(scope, options);
+  }
+
+  /** {@link AdminStore.purge}: one `DELETE` by primary key. */
+  purge(scope: string, id: string): Promise<boolean> {
+    return this.#adminOps().purge(scope, id);
+  }
+
+  /** {@link AdminStore.purgeScope}: `DELETE`s of `batchSize` rows each, in key order. */
+  purgeScope(scope: string, options?: AdminPurgeScopeOptions): Promise<AdminPurgeResult> {
+    return this.#adminOps().purgeScope(scope, options);
+  }
+
+  /** {@link AdminStore.countByState}: one pass over the scope, `batchSize` rows per statement. */
+  countByState(scope: string, options?: AdminCountOptions): Promise<AdminCounts> {
+    return this.#adminOps().countByState(scope, options);
+  }
+
+  #adminOps(): PostgresAdmin {
+    const query = async <R extends QueryResultRow>(operation: string, statement: Statement, values: unknown[]) => (await this.#query<R>(operation, statement, values)).rows;
+    return (this.#admin ??= new PostgresAdmin(query, qualify(this.#names)));
   }
 
   /**
