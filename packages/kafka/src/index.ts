@@ -18,6 +18,7 @@ export {
   type BatchPayloadLike,
   type BatchRunConfig,
   type BatchRunOptions,
+  type KafkaContext,
   type KafkaHandler,
   type KafkaHandlerContext,
   type MessageHandler,

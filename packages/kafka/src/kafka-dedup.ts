@@ -5,10 +5,12 @@ import {
   toError,
   type BaseHandlerContext,
   type BatchMessage,
+  type DedupStore,
   type HandlerContext,
   type MarkRange,
   type Outcome,
   type PoisonInfo,
+  type TxOf,
 } from '@onceonly/core';
 import { publishDeadLetter } from './dead-letter.js';
 import type { ConsumerRunConfig, KafkaMessage } from 'kafkajs';
@@ -23,8 +25,21 @@ export interface KafkaHandlerContext extends HandlerContext<Buffer> {
   readonly offset: string;
 }
 
-/** Runs a message's effect. Runs once per ID within the window (see the README's guarantees). */
-export type KafkaHandler<R = unknown> = (message: KafkaMessage, context: KafkaHandlerContext) => R | Promise<R>;
+/**
+ * The context a Kafka handler receives with a store whose transaction type is `Tx`: with a
+ * transactional store (`PostgresStore`: a `pg` client inside `BEGIN`) it also has `tx`; run the
+ * effect's writes on it, and they commit together with the message's completion, or not at all. With
+ * any other store (`Tx` is `never`, the default) it is {@link KafkaHandlerContext}, without `tx`.
+ */
+export type KafkaContext<Tx = never> = KafkaHandlerContext & ([Tx] extends [never] ? unknown : { readonly tx: Tx });
+
+/**
+ * Runs a message's effect. Runs once per ID within the window (see the README's guarantees); `Tx` as in
+ * {@link KafkaContext}. {@link KafkaDedup}'s methods take a `KafkaHandler<R, TxOf<S>>`, spelled out as
+ * its function type: TypeScript would compare two `KafkaHandler`s by their `Tx` alone, as if `tx` were
+ * always there, and let a handler that needs `tx` through where there is none (`Tx` is `never`).
+ */
+export type KafkaHandler<R = unknown, Tx = never> = (message: KafkaMessage, context: KafkaContext<Tx>) => R | Promise<R>;
 
 /**
  * What {@link KafkaDedup.eachBatch} uses of a batch payload. kafkajs' `EachBatchPayload` fits, and so
@@ -82,19 +97,31 @@ interface PartitionControls {
  * const consumer = kafka.consumer({ groupId: 'billing' });
  * await consumer.subscribe({ topics: ['orders'] });
  * await consumer.run(dedup.batchRunConfig(async (message, { id, token }) => charge(message.value!, id, token)));
+ * @example
+ * // PostgresStore: the handler gets `tx`, one transaction per message; the ledger row and the
+ * // message's completion commit together.
+ * const dedup = new KafkaDedup({ groupId: 'billing', store: new PostgresStore({ pool }) });
+ * await consumer.run(dedup.batchRunConfig(async (message, { tx, id }) => {
+ *   await tx.query('INSERT INTO ledger (message_id, body) VALUES ($1, $2)', [id, message.value!.toString()]);
+ * }));
  */
-export class KafkaDedup {
-  readonly options: Readonly<ResolvedKafkaDedupOptions>;
+export class KafkaDedup<S extends DedupStore = DedupStore> {
+  readonly options: Readonly<ResolvedKafkaDedupOptions<S>>;
   /** The dedup scope (the consumer group unless set). */
   readonly scope: string;
   /** The processor underneath: subscribe to its events, read its stats. */
-  readonly processor: DedupProcessor;
+  readonly processor: DedupProcessor<S>;
 
-  /** @throws {InvalidOptionsError} naming each wrong option. */
-  constructor(options: KafkaDedupOptions) {
+  /**
+   * The store's type `S` comes from `store`: with a transactional store (`PostgresStore`) each message
+   * runs in a transaction of its own, handed to the handler as `tx` (typed `TxOf<S>`), and its
+   * completion is that transaction's last statement. With any other store, or none, there is no `tx`.
+   * @throws {InvalidOptionsError} naming each wrong option.
+   */
+  constructor(options: KafkaDedupOptions<S>) {
     this.options = parseKafkaDedupOptions(options);
     this.scope = this.options.scope ?? this.options.groupId;
-    this.processor = new DedupProcessor({ ...this.options.processor, scope: this.scope, ...(this.options.store ? { store: this.options.store } : {}) });
+    this.processor = new DedupProcessor<S>({ ...this.options.processor, scope: this.scope, ...(this.options.store ? { store: this.options.store } : {}) });
   }
 
   /**
@@ -115,7 +142,7 @@ export class KafkaDedup {
    * The returned handler asks only for what it uses ({@link BatchPayloadLike}), so it fits kafkajs'
    * `consumer.run` and the KafkaJS-compatible API of @confluentinc/kafka-javascript alike.
    */
-  eachBatch<R>(handler: KafkaHandler<R>): BatchHandler {
+  eachBatch<R>(handler: (message: KafkaMessage, context: KafkaContext<TxOf<S>>) => R | Promise<R>): BatchHandler {
     return async (payload) => {
       const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
       // One commit at a time; a failed one is retried by kafkajs at the end of the batch (or a rebalance).
@@ -127,7 +154,7 @@ export class KafkaDedup {
           .catch(() => undefined)
           .finally(() => (committing = undefined));
       };
-      await this.#consume(batch.topic, batch.partition, batch.messages, handler, {
+      await this.#consume(batch.topic, batch.partition, batch.messages, handler as KafkaHandler<R, unknown>, {
         resolveOffset: (offset) => {
           resolveOffset(offset);
           commit();
@@ -146,7 +173,7 @@ export class KafkaDedup {
    * @example
    * await consumer.run(dedup.batchRunConfig(handler, { partitionsConsumedConcurrently: 3 }));
    */
-  batchRunConfig<R>(handler: KafkaHandler<R>, config: BatchRunOptions = {}): BatchRunConfig {
+  batchRunConfig<R>(handler: (message: KafkaMessage, context: KafkaContext<TxOf<S>>) => R | Promise<R>, config: BatchRunOptions = {}): BatchRunConfig {
     return { ...config, eachBatchAutoResolve: false, eachBatch: this.eachBatch(handler) };
   }
 
@@ -156,9 +183,9 @@ export class KafkaDedup {
    * holds it, and throws otherwise, so kafkajs redelivers it. Like {@link eachBatch}, it asks only for
    * what it uses ({@link MessagePayloadLike}).
    */
-  eachMessage<R>(handler: KafkaHandler<R>): MessageHandler {
+  eachMessage<R>(handler: (message: KafkaMessage, context: KafkaContext<TxOf<S>>) => R | Promise<R>): MessageHandler {
     return async ({ topic, partition, message, heartbeat }) => {
-      await this.#consume(topic, partition, [message], handler, { resolveOffset: () => undefined, heartbeat, isActive: () => true, commit: () => undefined });
+      await this.#consume(topic, partition, [message], handler as KafkaHandler<R, unknown>, { resolveOffset: () => undefined, heartbeat, isActive: () => true, commit: () => undefined });
     };
   }
 
@@ -182,7 +209,8 @@ export class KafkaDedup {
     await this.processor.close();
   }
 
-  async #consume<R>(topic: string, partition: number, messages: readonly KafkaMessage[], handler: KafkaHandler<R>, controls: PartitionControls): Promise<void> {
+  /** `handler` takes `tx` exactly when the store is transactional (the processor gives it then). */
+  async #consume<R>(topic: string, partition: number, messages: readonly KafkaMessage[], handler: KafkaHandler<R, unknown>, controls: PartitionControls): Promise<void> {
     const { maxClaimBatch, inProgressMaxWaitMs, heartbeatMs, concurrency, ordering, flush, retry } = this.options;
     let index = 0;
     let waits = 0;
@@ -194,14 +222,17 @@ export class KafkaDedup {
       // The handler runs once per ID (repeats are answered by their first occurrence).
       const byId = new Map<unknown, KafkaMessage>();
       for (let i = 0; i < slice.length; i++) if (!byId.has(inputs[i]!.id)) byId.set(inputs[i]!.id, slice[i]!);
-      const run = (context: BaseHandlerContext<Buffer> & { readonly tx?: unknown }) => handler(byId.get(context.id)!, kafkaContext(context, topic, partition, byId.get(context.id)!.offset));
+      const run = (context: BaseHandlerContext<Buffer> & { readonly tx?: unknown }) => {
+        const message = byId.get(context.id)!;
+        return handler(message, kafkaContext(context, topic, partition, message.offset));
+      };
 
       // A later call continues the mark's run of the previous one, across offsets Kafka left out
       // (transaction markers, compaction).
       const from = index > 0 ? Number(messages[index - 1]!.offset) + 1 : undefined;
       const deadLetter = this.options.deadLetter;
       const { result, heartbeatError } = await this.#withHeartbeats(controls, (isActive) =>
-        this.processor.processBatch(inputs, run, {
+        (this.processor as DedupProcessor).processBatch(inputs, run, {
           shouldContinue: isActive,
           claimChunk: maxClaimBatch,
           concurrency,
@@ -318,7 +349,7 @@ export function markName(topic: string, partition: number): string {
 }
 
 /** The Kafka handler's context, built field by field (no spread: this runs once per message). */
-function kafkaContext(context: BaseHandlerContext<Buffer> & { readonly tx?: unknown }, topic: string, partition: number, offset: string): KafkaHandlerContext {
+function kafkaContext(context: BaseHandlerContext<Buffer> & { readonly tx?: unknown }, topic: string, partition: number, offset: string): KafkaContext<unknown> {
   const kafka: { -readonly [K in keyof KafkaHandlerContext]?: KafkaHandlerContext[K] } & { tx?: unknown } = {
     scope: context.scope,
     id: context.id,
@@ -333,7 +364,7 @@ function kafkaContext(context: BaseHandlerContext<Buffer> & { readonly tx?: unkn
   };
   if (context.shadowOf !== undefined) kafka.shadowOf = context.shadowOf;
   if (context.tx !== undefined) kafka.tx = context.tx;
-  return kafka as KafkaHandlerContext;
+  return kafka as KafkaContext<unknown>;
 }
 
 /** Adds where the failure happened to the error, for logs (the error keeps its class and code). */

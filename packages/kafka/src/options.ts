@@ -93,11 +93,17 @@ export const kafkaDedupOptionsSchema = z.strictObject({
   processor: z.custom<Omit<DedupProcessorOptions, 'scope' | 'store'>>((v) => typeof v === 'object' && v !== null, 'must be an object').optional(),
 });
 
-/** Options of {@link KafkaDedup}. */
-export type KafkaDedupOptions = z.input<typeof kafkaDedupOptionsSchema>;
-export type ResolvedKafkaDedupOptions = z.output<typeof kafkaDedupOptionsSchema>;
+/**
+ * Options of {@link KafkaDedup}. `S` is the store's type, inferred from `store`: with a transactional
+ * store (`PostgresStore`) the handlers' context has `tx`.
+ */
+export type KafkaDedupOptions<S extends DedupStore = DedupStore> = Omit<z.input<typeof kafkaDedupOptionsSchema>, 'store'> & {
+  /** Shared by every consumer of the group, e.g. a `RedisStore`. @defaultValue a `MemoryStore` (one process only) */
+  store?: S | undefined;
+};
+export type ResolvedKafkaDedupOptions<S extends DedupStore = DedupStore> = Omit<z.output<typeof kafkaDedupOptionsSchema>, 'store'> & { store?: S | undefined };
 
 /** @throws {InvalidOptionsError} naming each wrong option. */
-export function parseKafkaDedupOptions(options: KafkaDedupOptions): ResolvedKafkaDedupOptions {
-  return parseOptions(kafkaDedupOptionsSchema, options, 'KafkaDedup');
+export function parseKafkaDedupOptions<S extends DedupStore>(options: KafkaDedupOptions<S>): ResolvedKafkaDedupOptions<S> {
+  return parseOptions(kafkaDedupOptionsSchema, options, 'KafkaDedup') as ResolvedKafkaDedupOptions<S>;
 }
