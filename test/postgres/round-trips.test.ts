@@ -118,6 +118,36 @@ describe('round trips', () => {
   });
 });
 
+describe('a transaction of completeWithin', () => {
+  it('is four round trips around a handler of one write: BEGIN, the write, the completion (prepared), COMMIT', async () => {
+    await postgres.admin.query(`CREATE TABLE IF NOT EXISTS "${store.tables.schema}".effects (id text)`);
+    const claim = await store.claim({ scope: 'tx', id: "t-1'; --", leaseMs: 30_000, windowMs: 60_000 });
+    const ran = await observe(() =>
+      store.completeWithin({ scope: 'tx', id: "t-1'; --", token: tokenOf(claim), windowMs: 60_000 }, async (tx) => {
+        await tx.query(`INSERT INTO "${store.tables.schema}".effects VALUES ($1)`, ["t-1'; --"]);
+        return { value: 'v', result: "r\\'x" };
+      }),
+    );
+    expect(ran).toMatchObject({ roundTrips: 4, value: { transition: 'ok', value: 'v' } });
+    // Hostile text in the ID and the result, as parameters.
+    expect(await store.get('tx', "t-1'; --")).toMatchObject({ state: 'completed', result: "r\\'x" });
+  });
+
+  it('rolls the write back when the completion is fenced out (four round trips: ROLLBACK instead of COMMIT)', async () => {
+    const claim = await store.claim({ scope: 'tx', id: 't-2', leaseMs: 30_000, windowMs: 60_000 });
+    const ran = await observe(() =>
+      store.completeWithin({ scope: 'tx', id: 't-2', token: tokenOf(claim) + 1, windowMs: 60_000 }, async (tx) => {
+        await tx.query(`INSERT INTO "${store.tables.schema}".effects VALUES ('t-2')`);
+        return { value: 'v', result: undefined };
+      }),
+    );
+    expect(ran).toMatchObject({ roundTrips: 4, value: { transition: 'lease-lost' } });
+    const effects = await postgres.admin.query(`SELECT count(*)::int AS n FROM "${store.tables.schema}".effects WHERE id = 't-2'`);
+    expect(effects.rows[0].n).toBe(0);
+    expect(await store.get('tx', 't-2')).toMatchObject({ state: 'in-progress', token: tokenOf(claim) });
+  });
+});
+
 describe('a duplicate claim is a read', () => {
   it('writes no row version and takes no lock', async () => {
     const claim = await store.claim({ scope: 'reads', id: 'r1', leaseMs: 30_000, windowMs: 60_000 });
