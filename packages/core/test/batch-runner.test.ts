@@ -163,6 +163,18 @@ describe('completion as you go', () => {
     expect(most).toBeGreaterThanOrEqual(concurrency); // the bound is reached, not avoided by running slowly
   });
 
+  it('prepares (validates and fingerprints) chunk by chunk: the first handler does not wait for the whole batch', async () => {
+    let fingerprinted = 0;
+    const p = new DedupProcessor({ scope, fingerprint: (payload) => `f${String(payload)}-${++fingerprinted}` });
+    let atFirstRun = -1;
+    const batch = await p.processBatch(messages(1_000), () => {
+      if (atFirstRun < 0) atFirstRun = fingerprinted;
+    }, { claimChunk: 100 });
+    expect(batch.done).toBe(1_000);
+    expect(atFirstRun).toBe(100); // the first chunk only
+    expect(fingerprinted).toBe(1_000); // every message once
+  });
+
   it('claims in chunks of `claimChunk`, one round trip each', async () => {
     const { store, calls } = instrument();
     const p = new DedupProcessor({ scope, store });

@@ -147,6 +147,9 @@ export class BatchRun<P, R> {
   readonly #invalid: (FailedOutcome | undefined)[];
   /** Index of each message's first occurrence of its ID (itself for a first occurrence). */
   readonly #first: Int32Array;
+  /** Messages before it are prepared (see #prepareTo); the index of each ID's first occurrence so far. */
+  #preparedTo = 0;
+  readonly #firstAt = new Map<string, number>();
   readonly #claims: (ClaimResult | undefined)[];
   readonly #belowMark: Uint8Array;
   readonly #state: Uint8Array;
@@ -215,9 +218,17 @@ export class BatchRun<P, R> {
     this.#takeovers = new Uint8Array(n);
     this.#storeErrorsBefore = host.storeErrors();
 
-    const firstAt = new Map<string, number>();
-    for (let i = 0; i < n; i++) {
-      const message = messages[i]!;
+  }
+
+  /**
+   * Validates and fingerprints messages up to `to` (exclusive), in order. Done chunk by chunk, just
+   * before each claim: the first handlers start without waiting for the whole batch's hashing, and
+   * later chunks are prepared while earlier handlers wait on their I/O.
+   */
+  #prepareTo(to: number): void {
+    const host = this.#host;
+    for (let i = this.#preparedTo; i < to; i++) {
+      const message = this.#messages[i]!;
       const p = message.idError === undefined ? host.prepare(message) : host.invalid(message.id, message.idError);
       if ('status' in p) {
         this.#invalid[i] = p;
@@ -225,10 +236,11 @@ export class BatchRun<P, R> {
         continue;
       }
       this.#prepared[i] = p;
-      const first = firstAt.get(p.id);
-      if (first === undefined) firstAt.set(p.id, i);
+      const first = this.#firstAt.get(p.id);
+      if (first === undefined) this.#firstAt.set(p.id, i);
       this.#first[i] = first ?? i;
     }
+    if (to > this.#preparedTo) this.#preparedTo = to;
   }
 
   async run(): Promise<BatchResult<R>> {
@@ -359,6 +371,7 @@ export class BatchRun<P, R> {
     const from = this.#claimAskedTo;
     const to = Math.min(this.#n, from + this.#o.claimChunk);
     this.#claimAskedTo = to;
+    this.#prepareTo(to);
     const indices: number[] = [];
     let unclaimed = false;
     for (let i = from; i < to; i++) {
