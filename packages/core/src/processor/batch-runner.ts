@@ -281,7 +281,7 @@ export class BatchRun<P, R> {
    */
   async #launch(): Promise<void> {
     const lookahead = 4 * this.#o.concurrency + 16;
-    const blockedKeys = new Set<string>();
+    let blockedKeys: Set<string> | undefined; // made on the first blocked key (most scans have none)
     let considered = 0;
     while (this.#scanFrom < this.#n && this.#state[this.#scanFrom] !== WAITING) this.#scanFrom++;
     const ahead = Math.max(lookahead, Math.ceil(this.#o.claimChunk / 2));
@@ -314,9 +314,9 @@ export class BatchRun<P, R> {
       const key = this.#o.byKey && this.#o.concurrency > 1 ? this.#messages[i]!.key : undefined;
       const keyed = key !== undefined && key !== null;
       // A repeat waits for its first occurrence's outcome; a keyed message for the earlier ones of its key.
-      if ((first !== i && this.#state[first] !== DONE && this.#state[first] !== STOPPED) || (keyed && (this.#keysBusy.has(key) || blockedKeys.has(key)))) {
+      if ((first !== i && this.#state[first] !== DONE && this.#state[first] !== STOPPED) || (keyed && (this.#keysBusy.has(key) || blockedKeys?.has(key) === true))) {
         if (this.#o.concurrency === 1) break; // one at a time: strictly in order
-        if (keyed) blockedKeys.add(key);
+        if (keyed) (blockedKeys ??= new Set<string>()).add(key);
         continue;
       }
       if (keyed) this.#keysBusy.add(key);
