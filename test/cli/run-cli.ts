@@ -50,6 +50,36 @@ export function runCli(args: readonly string[], options: RunOptions = {}): Promi
   });
 }
 
+/** An entry of `list --json`. */
+export interface Listed {
+  id: string | null;
+  keyPart: string;
+  hashed: boolean;
+  record: { state: string; token: number; suspect: boolean; leaseExpired: boolean; result?: string };
+}
+
+/** The document `list --json` prints. */
+export interface ListDoc {
+  scope: string;
+  entries: Listed[];
+  cursor: string | null;
+}
+
+/** Runs `work` over `items`, `width` at a time (each CLI run is a Node process: keep the cores for others). */
+export async function pool<T, R>(items: readonly T[], width: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        results[i] = await work(items[i]!);
+      }
+    }),
+  );
+  return results;
+}
+
 /** The one JSON document a `--json` run printed. */
 export function json<T = Record<string, unknown>>(run: CliRun): T {
   const lines = run.stdout.trim().split('\n');

@@ -15,12 +15,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { resolvePostgres } from '../../../test/support/postgres-server.js';
 import { resolveRedis } from '../../../test/support/redis-server.js';
-import { createPool, LEDGER, ledgerCounts, migrate, PRODUCER_DONE_KEY, QUEUE, SCHEMA } from './shared.js';
+import { createPool, LEDGER, ledgerCounts, migrate, QUEUE, SCHEMA } from './shared.js';
 
 const PAYMENTS = Number(process.env['PAYMENTS'] ?? 200);
+const READDED = Math.ceil(PAYMENTS / 4); // the producer adds a quarter of them again
 const KILLS = 3;
 const verbose = process.env['VERBOSE'] === '1';
 // Short BullMQ locks and onceonly leases, so a killed worker's jobs are taken over within seconds,
@@ -37,12 +37,10 @@ console.log(`crash demo: PostgreSQL (${postgres.source}), Redis (${redisServer.s
 let exitCode: number;
 const children = new Set<ChildProcess>();
 try {
-  // A clean slate: the example's tables, its queue, the producer's marker.
+  // A clean slate: the example's tables and its queue.
   const pool = createPool(postgres.url, 1);
   await migrate(pool);
   await pool.query(`TRUNCATE ${LEDGER}, ${SCHEMA}.onceonly_records`);
-  const redis = new Redis(redisServer.url, { maxRetriesPerRequest: 1 });
-  await redis.del(PRODUCER_DONE_KEY);
   const queue = new Queue(QUEUE, { connection: { url: redisServer.url } });
   await queue.obliterate({ force: true });
 
@@ -95,27 +93,34 @@ try {
     killedWithOpen.push(inFlight);
     console.log(`crash demo: kill ${kill}: SIGKILLed worker ${worker.pid} with ${inFlight} handlers inside their transactions (rows written, not committed); booked so far ${booked}`);
   }
+  // The last worker runs until every job has settled, then stops with its summary (SIGTERM).
   open.clear();
   const last = startWorker();
-  const finished = await Promise.race([exited(last), sleep(90_000).then(() => 'timeout' as const)]);
-  if (finished === 'timeout') throw new Error('the last worker did not finish within 90 s');
+  const settled = async () => {
+    const { completed = 0, failed = 0 } = await queue.getJobCounts('completed', 'failed');
+    return completed + failed;
+  };
+  const deadline = Date.now() + 90_000;
+  while ((await settled()) < PAYMENTS + READDED && Date.now() < deadline && last.exitCode === null) await sleep(100);
+  if (last.exitCode !== null) throw new Error(`the last worker exited early (${last.exitCode})`);
+  if (Date.now() >= deadline) throw new Error('the last worker did not finish within 90 s');
+  last.kill('SIGTERM');
+  const lastCode = await exited(last);
 
   const counts = await queue.getJobCounts('completed', 'failed');
   const ledger = await ledgerCounts(pool);
-  const ok = ledger.duplicated === 0 && ledger.messages === PAYMENTS && counts.failed === 0;
-  const readded = Math.ceil(PAYMENTS / 4);
-  const afterCommit = duplicates - readded; // jobs whose worker died after COMMIT, before BullMQ heard
+  const ok = ledger.duplicated === 0 && ledger.messages === PAYMENTS && counts.failed === 0 && lastCode === 0;
+  const afterCommit = duplicates - READDED; // jobs whose worker died after COMMIT, before BullMQ heard
   console.log(`
-crash demo: ${PAYMENTS} payments, ${readded} of them added twice; ${KILLS} workers SIGKILLed mid-flight (${killedWithOpen.join(', ')} uncommitted bookings at the kills).
+crash demo: ${PAYMENTS} payments, ${READDED} of them added twice; ${KILLS} workers SIGKILLed mid-flight (${killedWithOpen.join(', ')} uncommitted bookings at the kills).
   jobs:      ${counts.completed} completed, ${counts.failed} failed
   handlers:  ${booked} bookings reported (${reruns} of them re-runs of attempts that died), ${duplicates} duplicates skipped` +
-    (afterCommit > 0 ? ` (${readded} re-added jobs, and ${afterCommit} re-runs of jobs whose worker died after its COMMIT)` : '') +
+    (afterCommit > 0 ? ` (${READDED} re-added jobs, and ${afterCommit} re-runs of jobs whose worker died after its COMMIT)` : '') +
     `
   ledger:    ${ledger.rows} rows for ${ledger.messages} payments; booked twice: ${ledger.duplicated}
   ${ok ? 'every payment booked exactly once: the rows written by killed workers rolled back with their transactions.' : 'UNEXPECTED: see the counts above.'}`);
   exitCode = ok ? 0 : 1;
   await queue.close();
-  redis.disconnect();
   await pool.end();
 } finally {
   for (const child of children) child.kill('SIGKILL');

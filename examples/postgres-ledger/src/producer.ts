@@ -6,8 +6,7 @@
  */
 import { addBulkStamped, stamp } from '@onceonly/bullmq';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
-import { PRODUCER_DONE_KEY, QUEUE, urlsFromEnv, type Payment, type ProducerDone } from './shared.js';
+import { QUEUE, urlsFromEnv, type Payment } from './shared.js';
 
 const { redisUrl } = urlsFromEnv('producer');
 const count = Number(process.argv[2] ?? 200);
@@ -25,9 +24,4 @@ const retried = jobs.filter((_, i) => i % 4 === 0);
 for (let i = 0; i < jobs.length; i += 500) await addBulkStamped(queue, jobs.slice(i, i + 500));
 await addBulkStamped(queue, retried);
 console.log(`producer: added ${count} payments to "${QUEUE}", then ${retried.length} retried adds of the same messages (${count + retried.length} jobs)`);
-
-const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
-const done: ProducerDone = { jobs: count + retried.length, messages: count, at: Date.now() };
-await redis.set(PRODUCER_DONE_KEY, JSON.stringify(done));
-redis.disconnect();
 await queue.close();

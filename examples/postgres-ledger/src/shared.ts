@@ -6,22 +6,12 @@ export const QUEUE = 'payments';
 /** The example's own schema: the ledger and the onceonly tables live side by side in it. */
 export const SCHEMA = 'onceonly_example';
 export const LEDGER = `${SCHEMA}.ledger`;
-/** Set by the producer once all its jobs are in the queue (JSON of {@link ProducerDone}), in Redis. */
-export const PRODUCER_DONE_KEY = 'payments:producer-done';
 
 /** A payment job's data. */
 export type Payment = { account: string; cents: number };
 
 /** What the worker's handler returns, recorded by onceonly and returned again for duplicates. */
 export type Booked = { entry: string; by: number };
-
-export interface ProducerDone {
-  /** How many jobs the producer added, repeats included. */
-  jobs: number;
-  /** How many distinct messages (payments) they carry. */
-  messages: number;
-  at: number;
-}
 
 /** The URLs the worker and producer need, or a clear message and exit code 2. */
 export function urlsFromEnv(program: string): { databaseUrl: string; redisUrl: string } {

@@ -6,24 +6,22 @@
  *
  *   DATABASE_URL=postgres://… REDIS_URL=redis://… npm run worker -w examples/postgres-ledger
  *
- * It prints every job as it settles and, once the producer's jobs are all done, a summary (with a
- * check that no message was booked twice); then it exits. Settings (env): CONCURRENCY (5), WORK_MS
+ * It prints every job as it settles; on Ctrl-C (or SIGTERM) it stops, prints a summary (with a check
+ * that no message was booked twice) and exits, 0 when none was and no job failed. Settings (env): CONCURRENCY (5), WORK_MS
  * (time the handler spends after its INSERT, inside the transaction; 0), LEASE_MS (30 000), LOCK_MS
  * (BullMQ lockDuration, 30 000), STALLED_MS (BullMQ stalledInterval, 30 000), TRACE (print "open <id>"
  * after each INSERT, for the crash demo).
  */
 import { createWorker } from '@onceonly/bullmq';
 import { DedupProcessor } from '@onceonly/core';
-import { Queue, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
-import { createPool, ledgerCounts, LEDGER, migrate, PRODUCER_DONE_KEY, QUEUE, urlsFromEnv, type Booked, type Payment, type ProducerDone } from './shared.js';
+import { type Job } from 'bullmq';
+import { createPool, ledgerCounts, LEDGER, migrate, QUEUE, urlsFromEnv, type Booked, type Payment } from './shared.js';
 
 const { databaseUrl, redisUrl } = urlsFromEnv('worker');
 const number = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const concurrency = number('CONCURRENCY', 5);
 const workMs = number('WORK_MS', 0);
 const trace = process.env['TRACE'] === '1';
-const started = Date.now();
 
 const pool = createPool(databaseUrl, concurrency);
 const store = await migrate(pool);
@@ -71,47 +69,23 @@ worker.on('failed', (job, error) => {
   failed++;
   console.error(`job ${job?.id}: failed: ${error.message}`);
 });
-console.log(`worker ${process.pid}: booking "${QUEUE}" into ${LEDGER}, concurrency ${concurrency}; exits once the producer's jobs are done (or on Ctrl-C)`);
+console.log(`worker ${process.pid}: booking "${QUEUE}" into ${LEDGER}, concurrency ${concurrency}; Ctrl-C stops it with a summary`);
 
-// Done once the producer has added all its jobs and none is left to run, whichever worker ran them.
-const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
-const queue = new Queue(QUEUE, { connection: { url: redisUrl } });
-const unfinished = async () => {
-  const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
-  return Object.values(counts).reduce((sum, n) => sum + n, 0);
-};
-const queuedAtStart = (await unfinished()) > 0;
-let finishing = false;
-const poll = setInterval(() => void checkDone().catch((error: unknown) => console.error(`worker: ${String(error)}`)), 500);
-
-async function checkDone(): Promise<void> {
-  if (finishing) return;
-  const marker = await redis.get(PRODUCER_DONE_KEY);
-  if (marker === null) return;
-  const producer = JSON.parse(marker) as ProducerDone;
-  if (producer.at < started && !queuedAtStart) return; // an earlier run's producer: wait for the next one
-  if ((await unfinished()) > 0) return;
-  await finish(`all ${producer.jobs} jobs of the producer are done`);
-}
-
-async function finish(why: string): Promise<void> {
-  if (finishing) return;
-  finishing = true;
-  clearInterval(poll);
+let stopping = false;
+async function stop(why: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
   await worker.close();
   await dedup.close();
-  await queue.close();
   const ledger = await ledgerCounts(pool);
-  console.log(`\nworker ${process.pid}: ${why}.`);
-  console.log(`worker ${process.pid}: booked ${booked}, skipped ${duplicates} duplicates${failed ? `, ${failed} jobs failed` : ''}.`);
+  console.log(`\nworker ${process.pid}: ${why}; booked ${booked}, skipped ${duplicates} duplicates${failed ? `, ${failed} jobs failed` : ''}.`);
   console.log(
     `worker ${process.pid}: ${LEDGER} holds ${ledger.rows} rows for ${ledger.messages} messages` +
       (ledger.duplicated === 0 ? ': none booked twice.' : `: ${ledger.duplicated} MESSAGES BOOKED TWICE.`),
   );
-  redis.disconnect();
   await pool.end();
   process.exit(ledger.duplicated === 0 && failed === 0 ? 0 : 1);
 }
 
-process.on('SIGINT', () => void finish('stopped (Ctrl-C)'));
-process.on('SIGTERM', () => void finish('stopped'));
+process.on('SIGINT', () => void stop('stopped (Ctrl-C)'));
+process.on('SIGTERM', () => void stop('stopped'));

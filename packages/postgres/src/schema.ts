@@ -13,7 +13,8 @@ const MIGRATION_LOCK_CLASS = 0x6f6e6365;
 
 /**
  * The DDL that creates the store's tables and index, idempotent (`IF NOT EXISTS`). With the default
- * names it is `sql/schema.sql`, shipped in the package for your own migrations.
+ * names it is `sql/schema.sql`, shipped in the package for your own migrations (written from this
+ * function by `npm run schema:sql`; a unit test fails while the two differ).
  *
  * Records: one row per (scope, id), primary key (scope, id), `COLLATE "C"` (byte order: fast, and
  * immune to operating-system collation changes that corrupt text indexes). Fixed-width columns come

@@ -111,7 +111,7 @@ describe('SQL identifiers', () => {
 describe('schema SQL', () => {
   it('the shipped sql/schema.sql is schemaSql() of the default names', () => {
     const shipped = readFileSync(fileURLToPath(new URL('../sql/schema.sql', import.meta.url)), 'utf8');
-    expect(shipped).toBe(schemaSql());
+    expect(shipped, 'sql/schema.sql is out of date: npm run schema:sql -w packages/postgres').toBe(schemaSql());
   });
 
   it('quotes custom names everywhere and names the index after the table', () => {
