@@ -154,13 +154,16 @@ describe('spans', () => {
     expect(await telemetry.total(METRIC.processDuration, { 'onceonly.outcome': 'store-unavailable', 'error.type': 'STORE_UNAVAILABLE', 'messaging.system': 'kafka' })).toBe(1);
   });
 
-  it('a batch whose claim round trip fails: no message started (no span), the outcome and the store error still counted', async () => {
+  it('a batch whose claim round trip fails: the message it stopped at has its span (handler not run), the outcome and the store error counted', async () => {
     const failing = new MemoryStore();
     failing.claimMany = () => Promise.reject(new StoreUnavailableError('down (test)'));
     const { processor } = traced({ store: failing });
     const batch = await processor.processBatch([{ id: 'a' }, { id: 'b' }], () => 1);
     expect(batch).toMatchObject({ done: 0, outcomes: [{ status: 'store-unavailable' }] });
-    expect(telemetry.spans()).toEqual([]);
+    const spans = telemetry.spans();
+    expect(spans).toHaveLength(1);
+    expect(spans[0]!.attributes).toMatchObject({ 'messaging.message.id': 'a', 'onceonly.outcome': 'store-unavailable', 'onceonly.handler_ran': false, 'error.type': 'STORE_UNAVAILABLE' });
+    expect(spans[0]!.status.code).toBe(SpanStatusCode.ERROR);
     expect(await telemetry.total(METRIC.outcomes, { 'onceonly.outcome': 'store-unavailable' })).toBe(1);
     expect(await telemetry.total(METRIC.storeErrors, { 'onceonly.store.operation': 'claimMany' })).toBe(1);
     expect(await telemetry.total(METRIC.inFlight)).toBe(0);
