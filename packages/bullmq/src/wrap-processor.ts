@@ -155,7 +155,7 @@ export function onceonly<D = unknown, R = unknown, S extends DedupStore = DedupS
       processor.options.instrumentation === undefined ? { id, payload: job.data } : tracedMessage(id, job),
       (context) => {
         signal = context.signal;
-        return run(job, { ...withoutPayload(context), job, lockToken } as JobContext<D, unknown>);
+        return run(job, jobContext(context, job, lockToken));
       },
       processOptions,
     );
@@ -207,9 +207,25 @@ async function requeue(job: Job, lockToken: string | undefined, error: Error): P
   throw new DelayedError(error instanceof OnceOnlyError ? `${error.code}: ${error.message}` : error.message);
 }
 
-function withoutPayload<D>(context: HandlerContext<D>): Omit<HandlerContext<D>, 'payload'> {
-  const { payload: _payload, ...rest } = context;
-  return rest;
+/**
+ * The handler's context: the processor's without the payload (the job carries the data), plus the job
+ * and its lock token. Built field by field, not with spreads: this runs once per job, and an object
+ * spread costs microseconds on Node 20.
+ */
+function jobContext<D>(context: HandlerContext<D> & { readonly tx?: unknown }, job: Job<D>, lockToken: string | undefined): JobContext<D, unknown> {
+  const built: { -readonly [K in keyof BaseJobContext<D>]?: BaseJobContext<D>[K] } & { tx?: unknown } = {
+    scope: context.scope,
+    id: context.id,
+    token: context.token,
+    signal: context.signal,
+    takeover: context.takeover,
+    replayed: false,
+    job,
+    lockToken,
+  };
+  if (context.shadowOf !== undefined) built.shadowOf = context.shadowOf;
+  if (context.tx !== undefined) built.tx = context.tx;
+  return built as JobContext<D, unknown>;
 }
 
 /** BullMQ's `UnrecoverableError` is terminal, whatever else the user's `isTerminal` says. */

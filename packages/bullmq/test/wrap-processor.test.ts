@@ -19,6 +19,26 @@ describe('onceonly (wrapper)', () => {
     expect(runs).toBe(2);
   });
 
+  it('hands the handler the job and a context without the payload: claim fields, the job, its lock token', async () => {
+    const seen: Record<string, unknown>[] = [];
+    const wrapped = onceonly(async (j, context) => {
+      seen.push({ ...context });
+      return j.id;
+    }, { store: new MemoryStore(), scope: 'ctx' });
+    const given = job(stamp({ n: 1 }), { id: 'job-9' });
+    expect(await wrapped(given, 'lock-1')).toBe('job-9');
+    const shadow = onceonly(async (_j, context) => void seen.push({ ...context }), { store: new MemoryStore(), scope: 'ctx', shadow: true });
+    await shadow(given, 'lock-2');
+    await shadow(given, 'lock-3'); // a duplicate, run anyway in shadow mode
+    expect(Object.keys(seen[0]!).sort()).toEqual(['id', 'job', 'lockToken', 'replayed', 'scope', 'signal', 'takeover', 'token']);
+    expect(seen[0]).toMatchObject({ scope: 'ctx', job: given, lockToken: 'lock-1', replayed: false, takeover: false });
+    expect(seen[0]!.token).toBeGreaterThan(0);
+    expect(seen[0]!.signal).toBeInstanceOf(AbortSignal);
+    expect(seen[2]).toMatchObject({ shadowOf: 'duplicate', lockToken: 'lock-3', token: 0 });
+    expect('payload' in seen[2]!).toBe(false);
+    await Promise.all([wrapped.close(), shadow.close()]);
+  });
+
   it('scopes by queue name unless told otherwise', async () => {
     const store = new MemoryStore();
     const outcomes: Outcome[] = [];
