@@ -1,41 +1,11 @@
 // The adapter with a transactional store: the handler's context has `tx` (typed from the store, at
-// runtime the store's transaction), and only then. The store here keeps a ledger in memory with
-// commit/rollback; test/bullmq/postgres-crash.test.ts runs real workers on PostgreSQL.
+// runtime the store's transaction), and only then. The store here (core's test/ledger-store.ts) keeps a
+// ledger in memory with commit/rollback; test/bullmq/postgres-crash.test.ts runs real workers on PostgreSQL.
 import { createWorker, onceonly, stamp, type JobContext, type JobHandler } from '@onceonly/bullmq';
-import {
-  DedupProcessor,
-  MemoryStore,
-  type TransactionalCompleteRequest,
-  type TransactionalStore,
-  type TransactionalWork,
-  type TransitionResult,
-} from '@onceonly/core';
+import { DedupProcessor, MemoryStore } from '@onceonly/core';
 import type { Job } from 'bullmq';
 import { describe, expect, expectTypeOf, it } from 'vitest';
-
-/** A transaction: writes reach the ledger only on commit. */
-interface Tx {
-  write(entry: string): void;
-}
-
-class LedgerStore extends MemoryStore implements TransactionalStore<Tx> {
-  readonly ledger: string[] = [];
-
-  async completeWithin<R>(request: TransactionalCompleteRequest, work: (tx: Tx) => Promise<TransactionalWork<R>>): Promise<{ transition: TransitionResult; value: R }> {
-    const pending: string[] = [];
-    const { value, result } = await work({ write: (entry) => pending.push(entry) });
-    const transition = await this.complete({ ...request, result });
-    if (transition === 'ok') this.ledger.push(...pending);
-    return { transition, value };
-  }
-
-  async withTransaction<R>(work: (tx: Tx) => Promise<R>): Promise<R> {
-    const pending: string[] = [];
-    const value = await work({ write: (entry) => pending.push(entry) });
-    this.ledger.push(...pending);
-    return value;
-  }
-}
+import { LedgerStore, type Tx } from '../../core/test/ledger-store.js';
 
 type Payment = { account: string; cents: number };
 const job = (data: unknown, extra: Partial<Job> = {}) => ({ id: '1', name: 'pay', queueName: 'q', data, attemptsMade: 0, ...extra }) as unknown as Job<Payment>;

@@ -1,45 +1,11 @@
 // The processor's side of transactional completion: with a store that completes inside the handler's
 // transaction, the handler gets `tx`, the completion commits with its writes, a stale owner's writes
-// roll back, and a failed handler's writes never land. The store here keeps a ledger in memory with
-// commit/rollback, to pin the processor's behaviour; the PostgreSQL store runs the same against a
+// roll back, and a failed handler's writes never land. The store here (./ledger-store.ts) keeps a ledger in memory
+// with commit/rollback, to pin the processor's behaviour; the PostgreSQL store runs the same against a
 // real database.
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import {
-  DedupProcessor,
-  MemoryStore,
-  OnceOnlyError,
-  StoreUnavailableError,
-  type TransactionalCompleteRequest,
-  type TransactionalStore,
-  type TransactionalWork,
-  type TransitionResult,
-} from '@onceonly/core';
-
-/** A transaction: writes are buffered and reach the ledger only on commit. */
-interface Tx {
-  write(entry: string): void;
-}
-
-class LedgerStore extends MemoryStore implements TransactionalStore<Tx> {
-  readonly ledger: string[] = [];
-  down = false;
-
-  async completeWithin<R>(request: TransactionalCompleteRequest, work: (tx: Tx) => Promise<TransactionalWork<R>>): Promise<{ transition: TransitionResult; value: R }> {
-    if (this.down) throw new StoreUnavailableError('database unreachable (test)');
-    const pending: string[] = [];
-    const { value, result } = await work({ write: (entry) => pending.push(entry) }); // a throw rolls back
-    const transition = await this.complete({ ...request, result });
-    if (transition === 'ok') this.ledger.push(...pending);
-    return { transition, value };
-  }
-
-  async withTransaction<R>(work: (tx: Tx) => Promise<R>): Promise<R> {
-    const pending: string[] = [];
-    const value = await work({ write: (entry) => pending.push(entry) });
-    this.ledger.push(...pending);
-    return value;
-  }
-}
+import { DedupProcessor, MemoryStore, OnceOnlyError } from '@onceonly/core';
+import { LedgerStore, type Tx } from './ledger-store.js';
 
 const scope = 'ledger';
 

@@ -1,43 +1,12 @@
 // KafkaDedup with a transactional store: the handler's context has `tx` (typed from the store, at
-// runtime the store's transaction for that one message), and only then. The store here keeps a ledger
-// in memory with commit/rollback; test/kafka/postgres-chaos.test.ts runs a consumer group on
+// runtime the store's transaction for that one message), and only then. The store here (core's
+// test/ledger-store.ts) keeps a ledger in memory with commit/rollback; test/kafka/postgres-chaos.test.ts runs a consumer group on
 // PostgreSQL under kills, and test/kafka/postgres-types.test.ts checks the types with PostgresStore.
-import {
-  MemoryStore,
-  type TransactionalCompleteRequest,
-  type TransactionalStore,
-  type TransactionalWork,
-  type TransitionResult,
-} from '@onceonly/core';
+import { MemoryStore } from '@onceonly/core';
 import type { EachBatchPayload, KafkaMessage } from 'kafkajs';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { KafkaDedup, type KafkaContext, type KafkaHandler, type KafkaHandlerContext } from '@onceonly/kafka';
-
-/** A transaction: writes reach the ledger only on commit. */
-interface Tx {
-  write(entry: string): void;
-}
-
-class LedgerStore extends MemoryStore implements TransactionalStore<Tx> {
-  readonly ledger: string[] = [];
-  transactions = 0;
-
-  async completeWithin<R>(request: TransactionalCompleteRequest, work: (tx: Tx) => Promise<TransactionalWork<R>>): Promise<{ transition: TransitionResult; value: R }> {
-    this.transactions++;
-    const pending: string[] = [];
-    const { value, result } = await work({ write: (entry) => pending.push(entry) });
-    const transition = await this.complete({ ...request, result });
-    if (transition === 'ok') this.ledger.push(...pending);
-    return { transition, value };
-  }
-
-  async withTransaction<R>(work: (tx: Tx) => Promise<R>): Promise<R> {
-    const pending: string[] = [];
-    const value = await work({ write: (entry) => pending.push(entry) });
-    this.ledger.push(...pending);
-    return value;
-  }
-}
+import { LedgerStore, type Tx } from '../../core/test/ledger-store.js';
 
 const message = (offset: number, id: string): KafkaMessage => ({ key: null, value: Buffer.from(id), timestamp: '0', attributes: 0, offset: String(offset), headers: { 'onceonly-id': id } });
 
