@@ -23,7 +23,7 @@ import { uuidv7 } from '@onceonly/core';
 import { RedisStore } from '@onceonly/redis';
 import { stampMessages } from '@onceonly/kafka';
 import { startRedisServer, type LocalRedis } from '../support/redis-server.js';
-import { brokers, committed, connectProducer, groupName, kafkaClient, newTopic, waitFor } from './kafka-test-context.js';
+import { brokers, committed, connectProducer, groupName, kafkaClient, newTopic, sendPaced, waitFor } from './kafka-test-context.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/chaos-consumer.mjs', import.meta.url));
 
@@ -231,12 +231,7 @@ describe('kafka: chaos', () => {
     // The traffic: 100 messages every 240 ms.
     const producer = await connectProducer(kafka);
     cleanups.push(() => producer.disconnect());
-    for (let i = 0; i < TOTAL; i += SEND_CHUNK) {
-      const started = Date.now();
-      await producer.send({ topic, messages: sends.slice(i, i + SEND_CHUNK) });
-      sent = i + SEND_CHUNK;
-      await sleep(SEND_EVERY_MS - (Date.now() - started));
-    }
+    await sendPaced(producer, topic, sends, { chunk: SEND_CHUNK, everyMs: SEND_EVERY_MS }, (n) => (sent = n));
     const lastSendAt = Date.now();
     sending = false;
     await chaos;

@@ -39,6 +39,25 @@ export async function sendAll(producer: { send(record: { topic: string; messages
   for (let i = 0; i < messages.length; i += chunk) await producer.send({ topic, messages: messages.slice(i, i + chunk) });
 }
 
+/**
+ * Sends at a steady pace: a chunk of `chunk` messages every `everyMs` (one request each), telling
+ * `onSent` how many have gone out after each chunk.
+ */
+export async function sendPaced(
+  producer: { send(record: { topic: string; messages: Message[] }): Promise<unknown> },
+  topic: string,
+  messages: readonly Message[],
+  pace: { chunk: number; everyMs: number },
+  onSent: (sent: number) => void,
+): Promise<void> {
+  for (let i = 0; i < messages.length; i += pace.chunk) {
+    const started = Date.now();
+    await producer.send({ topic, messages: messages.slice(i, i + pace.chunk) });
+    onSent(Math.min(messages.length, i + pace.chunk));
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, pace.everyMs - (Date.now() - started))));
+  }
+}
+
 /** A fast consumer of `groupId`. */
 export function fastConsumer(kafka: Kafka, groupId: string) {
   return kafka.consumer({ groupId, sessionTimeout: 6_000, heartbeatInterval: 500, maxWaitTimeInMs: 100, rebalanceTimeout: 10_000, retry: { initialRetryTime: 100, retries: 5 } });

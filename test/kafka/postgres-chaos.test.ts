@@ -15,7 +15,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { stampMessages } from '@onceonly/kafka';
 import { WorkerProcess } from '../bullmq/worker-process.js';
 import { sleep, usePostgres } from '../postgres/postgres-test-context.js';
-import { brokers, committed, connectProducer, groupName, kafkaClient, newTopic, waitFor } from './kafka-test-context.js';
+import { brokers, committed, connectProducer, groupName, kafkaClient, newTopic, sendPaced, waitFor } from './kafka-test-context.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/pg-chaos-consumer.mjs', import.meta.url));
 
@@ -127,12 +127,7 @@ describe('kafka on PostgreSQL: a group under kills', () => {
     const admin = kafka.admin();
     await admin.connect();
     try {
-      for (let i = 0; i < TOTAL; i += SEND_CHUNK) {
-        const started = Date.now();
-        await producer.send({ topic, messages: sends.slice(i, i + SEND_CHUNK) });
-        sent = i + SEND_CHUNK;
-        await sleep(SEND_EVERY_MS - (Date.now() - started));
-      }
+      await sendPaced(producer, topic, sends, { chunk: SEND_CHUNK, everyMs: SEND_EVERY_MS }, (n) => (sent = n));
       const lastSendAt = Date.now();
       sending = false;
       await chaos;

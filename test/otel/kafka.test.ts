@@ -3,13 +3,13 @@
 // and the metrics of processed, duplicate, conflict, takeover and store-down deliveries.
 import { context, SpanStatusCode, trace } from '@opentelemetry/api';
 import { StoreUnavailableError, type DedupStore } from '@onceonly/core';
-import { KafkaDedup, readHeaderId, stampMessages, withMessageIds, type KafkaHandler } from '@onceonly/kafka';
+import { KafkaDedup, readHeaderId, stampMessages, withMessageIds } from '@onceonly/kafka';
 import { injectTraceContext, instrumentProcessor, instrumentStore, METRIC, otelInstrumentation, SPAN_EVENT } from '@onceonly/otel';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { registerContext, sdk, type Sdk } from '../../packages/otel/test/sdk.js';
 import { createTopic } from '../support/kafka/broker.js';
-import type { Kafka } from 'kafkajs';
-import { brokers, committedTotal, connectProducer, fastConsumer, groupName, kafkaClient, newTopic, redisFixture, sendAll, waitFor } from '../kafka/kafka-test-context.js';
+import { kafkajs } from '../kafka/clients.js';
+import { brokers, connectProducer, consumeAll as consumeWith, groupName, kafkaClient, newTopic, redisFixture, sendAll } from '../kafka/kafka-test-context.js';
 
 let undo: () => void;
 beforeAll(() => {
@@ -23,26 +23,7 @@ afterEach(async () => {
 });
 
 /** Runs a kafkajs consumer of `groupId` over `topic` until `expectedDone` messages are done and every offset is committed. */
-async function consumeAll(options: { kafka: Kafka; dedup: KafkaDedup; groupId: string; topic: string; expectedDone: number; handler: KafkaHandler }): Promise<void> {
-  const { kafka, dedup, groupId, topic, expectedDone, handler } = options;
-  let done = 0;
-  const off = dedup.processor.on('outcome', (outcome) => {
-    if (outcome.status === 'processed' || outcome.status === 'duplicate') done++;
-  });
-  const consumer = fastConsumer(kafka, groupId);
-  const admin = kafka.admin();
-  await Promise.all([consumer.connect(), admin.connect()]);
-  try {
-    await consumer.subscribe({ topics: [topic], fromBeginning: true });
-    await consumer.run(dedup.batchRunConfig(handler));
-    const high = (await admin.fetchTopicOffsets(topic)).reduce((sum, p) => sum + Number(p.high), 0);
-    await waitFor(`${expectedDone} done messages of ${topic} (${done} so far)`, () => done >= expectedDone);
-    await waitFor(`the offsets of ${topic} committed`, async () => (await committedTotal(admin, groupId, topic)) === high);
-  } finally {
-    off();
-    await Promise.all([consumer.disconnect(), admin.disconnect()]);
-  }
-}
+const consumeAll = (options: Omit<Parameters<typeof consumeWith>[0], 'client'>) => consumeWith({ ...options, client: kafkajs });
 
 async function fixture() {
   const telemetry: Sdk = sdk();

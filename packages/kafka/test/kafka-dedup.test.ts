@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidIdError, InvalidOptionsError, MemoryStore } from '@onceonly/core';
-import type { EachBatchPayload, IHeaders, KafkaMessage } from 'kafkajs';
+import type { IHeaders, KafkaMessage } from 'kafkajs';
 import { KafkaDedup, readHeaderId, stampMessages, withMessageIds } from '@onceonly/kafka';
+import { batchPayload } from './batch-payload.js';
 
 const TOPIC = 'orders';
+const payload = (messages: KafkaMessage[], opts: { stale?: () => boolean } = {}) => batchPayload(messages, { topic: TOPIC, ...opts });
 
 /** `null` is what kafkajs decodes from a header sent with a null value (its `IHeaders` type omits it). */
 type HeaderValue = string | Buffer | null;
@@ -19,22 +21,6 @@ function message(offset: number, id: HeaderValue | readonly HeaderValue[] | unde
   };
 }
 
-/** A fake eachBatch payload that records resolved offsets and heartbeats. */
-function payload(messages: KafkaMessage[], opts: { stale?: () => boolean } = {}) {
-  const resolved: string[] = [];
-  let heartbeats = 0;
-  const p = {
-    batch: { topic: TOPIC, partition: 0, messages, highWatermark: '0', isEmpty: () => false, firstOffset: () => messages[0]?.offset ?? null, lastOffset: () => messages.at(-1)!.offset, offsetLag: () => '0', offsetLagLow: () => '0' },
-    resolveOffset: (offset: string) => void resolved.push(offset),
-    heartbeat: async () => void heartbeats++,
-    pause: () => () => undefined,
-    commitOffsetsIfNecessary: async () => undefined,
-    uncommittedOffsets: () => ({ topics: [] }),
-    isRunning: () => true,
-    isStale: opts.stale ?? (() => false),
-  } satisfies EachBatchPayload;
-  return { payload: p, resolved, heartbeats: () => heartbeats };
-}
 
 const batchOf = (ids: string[], start = 0) => ids.map((id, i) => message(start + i, id));
 

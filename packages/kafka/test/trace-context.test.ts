@@ -2,21 +2,9 @@
 // attributes) and how its producer helpers let one inject the trace context. No OpenTelemetry here.
 import { describe, expect, it } from 'vitest';
 import { InvalidOptionsError, MemoryStore, type Instrumentation, type MessageInfo } from '@onceonly/core';
-import type { EachBatchPayload, IHeaders, KafkaMessage } from 'kafkajs';
+import type { IHeaders, KafkaMessage } from 'kafkajs';
 import { KafkaDedup, stampMessages, withMessageIds, type MessageHeaders } from '@onceonly/kafka';
-
-function payload(messages: KafkaMessage[]) {
-  return {
-    batch: { topic: 'orders', partition: 3, messages, highWatermark: '0', isEmpty: () => false, firstOffset: () => messages[0]!.offset, lastOffset: () => messages.at(-1)!.offset, offsetLag: () => '0', offsetLagLow: () => '0' },
-    resolveOffset: () => undefined,
-    heartbeat: async () => undefined,
-    pause: () => () => undefined,
-    commitOffsetsIfNecessary: async () => undefined,
-    uncommittedOffsets: () => ({ topics: [] }),
-    isRunning: () => true,
-    isStale: () => false,
-  } satisfies EachBatchPayload;
-}
+import { batchPayload } from './batch-payload.js';
 
 const message = (offset: number, headers: IHeaders): KafkaMessage => ({ key: Buffer.from('k'), value: Buffer.from('v'), timestamp: '0', attributes: 0, offset: String(offset), headers });
 
@@ -26,7 +14,7 @@ describe('Kafka adapter: trace context', () => {
     const instrumentation: Instrumentation = { start: (info) => void seen.push(info) };
     const dedup = new KafkaDedup({ groupId: 'billing', store: new MemoryStore(), processor: { instrumentation } });
     const headers = { 'onceonly-id': Buffer.from('m1'), traceparent: Buffer.from('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01') };
-    await dedup.eachBatch(async () => undefined)(payload([message(41, headers), message(42, { 'onceonly-id': 'm2' })]));
+    await dedup.eachBatch(async () => undefined)(batchPayload([message(41, headers), message(42, { 'onceonly-id': 'm2' })], { partition: 3 }).payload);
     expect(seen).toHaveLength(2);
     expect(seen[0]).toEqual({
       scope: 'billing',

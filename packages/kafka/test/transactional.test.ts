@@ -3,40 +3,27 @@
 // test/ledger-store.ts) keeps a ledger in memory with commit/rollback; test/kafka/postgres-chaos.test.ts runs a consumer group on
 // PostgreSQL under kills, and test/kafka/postgres-types.test.ts checks the types with PostgresStore.
 import { MemoryStore } from '@onceonly/core';
-import type { EachBatchPayload, KafkaMessage } from 'kafkajs';
+import type { KafkaMessage } from 'kafkajs';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { KafkaDedup, type KafkaContext, type KafkaHandler, type KafkaHandlerContext } from '@onceonly/kafka';
 import { LedgerStore, type Tx } from '../../core/test/ledger-store.js';
+import { batchPayload } from './batch-payload.js';
 
 const message = (offset: number, id: string): KafkaMessage => ({ key: null, value: Buffer.from(id), timestamp: '0', attributes: 0, offset: String(offset), headers: { 'onceonly-id': id } });
 
-function payload(messages: KafkaMessage[]) {
-  const resolved: string[] = [];
-  const p = {
-    batch: { topic: 'orders', partition: 0, messages, highWatermark: '0', isEmpty: () => false, firstOffset: () => messages[0]?.offset ?? null, lastOffset: () => messages.at(-1)!.offset, offsetLag: () => '0', offsetLagLow: () => '0' },
-    resolveOffset: (offset: string) => void resolved.push(offset),
-    heartbeat: async () => undefined,
-    pause: () => () => undefined,
-    commitOffsetsIfNecessary: async () => undefined,
-    uncommittedOffsets: () => ({ topics: [] }),
-    isRunning: () => true,
-    isStale: () => false,
-  } satisfies EachBatchPayload;
-  return { payload: p, resolved };
-}
 
 describe('KafkaDedup with a transactional store', () => {
   it('runs each message in a transaction of its own, handed to the handler as ctx.tx: its writes commit with the completion, once per ID', async () => {
     const store = new LedgerStore();
     const dedup = new KafkaDedup({ groupId: 'g', store, concurrency: 2 });
     const handler = dedup.eachBatch(async (m, { tx, id, partition, offset }) => tx.write(`${id} ${partition}/${offset} ${m.value!.toString()}`));
-    const first = payload([message(0, 'a'), message(1, 'b'), message(2, 'a'), message(3, 'c')]);
+    const first = batchPayload([message(0, 'a'), message(1, 'b'), message(2, 'a'), message(3, 'c')]);
     await handler(first.payload);
     expect(first.resolved).toEqual(['0', '1', '2', '3']);
     expect(store.ledger).toEqual(['a 0/0 a', 'b 0/1 b', 'c 0/3 c']);
     expect(store.transactions).toBe(3);
     // Redelivered: duplicates, no transaction, nothing written.
-    const again = payload([message(4, 'a'), message(5, 'b'), message(6, 'c')]);
+    const again = batchPayload([message(4, 'a'), message(5, 'b'), message(6, 'c')]);
     await handler(again.payload);
     expect(again.resolved).toEqual(['4', '5', '6']);
     expect(store.ledger).toHaveLength(3);

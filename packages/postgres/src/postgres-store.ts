@@ -442,8 +442,10 @@ export class PostgresStore<Tx = PoolClient> implements TransactionalStore<Tx>, M
   }
 
   #adminOps(): PostgresAdmin {
-    const query = async <R extends QueryResultRow>(operation: string, statement: Statement, values: unknown[]) => (await this.#query<R>(operation, statement, values)).rows;
-    return (this.#admin ??= new PostgresAdmin(query, qualify(this.#names)));
+    return (this.#admin ??= new PostgresAdmin(
+      async <R extends QueryResultRow>(operation: string, statement: Statement, values: unknown[]) => (await this.#query<R>(operation, statement, values)).rows,
+      qualify(this.#names),
+    ));
   }
 
   /**

@@ -58,11 +58,7 @@ export async function peerPowertools(url: string, count: number, singles: number
   try {
     const fill = async (write: (id: string) => Promise<unknown>) => {
       const ids = Array.from({ length: count }, () => uuidv7());
-      let next = 0;
-      const worker = async () => {
-        while (next < ids.length) await write(ids[next++]!);
-      };
-      await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+      await callAll(ids, CONCURRENCY, write);
       return ids;
     };
     const measure = async (what: string, run: () => Promise<unknown>) => {

@@ -70,6 +70,20 @@ export async function postgresBench(
     const plainInsert = { name: 'bench_plain_insert', text: `INSERT INTO ${schema}.plain (scope, id, state) SELECT 'bench', unnest($1::text[]), 1 ON CONFLICT DO NOTHING` };
     const plainUpdate = { name: 'bench_plain_update', text: `UPDATE ${schema}.plain SET state = 2, updated_at = now() WHERE scope = 'bench' AND id = ANY($1::text[])` };
     const ledgerInsert = { name: 'bench_ledger_insert', text: `INSERT INTO ${schema}.ledger (message_id, cents) VALUES ($1, $2)` };
+    // The baseline of the transactional rows: a consumer doing the same INSERT in its own transaction per message.
+    const rawConsumer = (concurrency: number) => {
+      const ids = Array.from({ length: options.messages }, () => uuidv7());
+      return drain(options.messages, concurrency, async (i) => {
+        const client = await pool.connect();
+        try {
+          await client.query('BEGIN');
+          await client.query({ ...ledgerInsert, values: [ids[i], 250] });
+          await client.query('COMMIT');
+        } finally {
+          client.release();
+        }
+      });
+    };
 
     const batches = async (ids: string[]) => {
       for (let i = 0; i < ids.length; i += BATCH) {
@@ -128,19 +142,7 @@ export async function postgresBench(
             if (outcome.status !== 'processed') throw new Error(`bench: unexpected outcome ${outcome.status}`);
           });
         },
-        async () => {
-          const ids = Array.from({ length: options.messages }, () => uuidv7());
-          return drain(options.messages, concurrency, async (i) => {
-            const client = await pool.connect();
-            try {
-              await client.query('BEGIN');
-              await client.query({ ...ledgerInsert, values: [ids[i], 250] });
-              await client.query('COMMIT');
-            } finally {
-              client.release();
-            }
-          });
-        },
+        () => rawConsumer(concurrency),
       );
       await processor.close();
       rows.push({
@@ -172,19 +174,7 @@ export async function postgresBench(
           }
         });
       },
-      async () => {
-        const ids = Array.from({ length: options.messages }, () => uuidv7());
-        return drain(options.messages, 1, async (i) => {
-          const client = await pool.connect();
-          try {
-            await client.query('BEGIN');
-            await client.query({ ...ledgerInsert, values: [ids[i], 250] });
-            await client.query('COMMIT');
-          } finally {
-            client.release();
-          }
-        });
-      },
+      () => rawConsumer(1),
     );
     await batchProcessor.close();
     rows.push({

@@ -51,18 +51,7 @@ function write(value: unknown, seen: Set<object>, path: (string | number)[]): st
   seen.add(obj);
   let out: string;
   if (plain) {
-    const keys = Object.keys(obj).sort();
-    out = '{';
-    let first = true;
-    for (const key of keys) {
-      const member = (obj as Record<string, unknown>)[key];
-      if (member === undefined) continue;
-      path.push(key);
-      out += (first ? '' : ',') + JSON.stringify(key) + ':' + write(member, seen, path);
-      path.pop();
-      first = false;
-    }
-    out += '}';
+    out = members(obj, seen, path);
   } else if (Array.isArray(obj)) {
     out = '[';
     for (let i = 0; i < obj.length; i++) {
@@ -94,19 +83,25 @@ function write(value: unknown, seen: Set<object>, path: (string | number)[]): st
     }
     out = 'Set[' + items.sort(byCodeUnit).join(',') + ']';
   } else {
-    // Class instances: their own enumerable members, as JSON.stringify writes them.
-    const parts: string[] = [];
-    for (const key of Object.keys(obj).sort()) {
-      const member = (obj as Record<string, unknown>)[key];
-      if (member === undefined) continue;
-      path.push(key);
-      parts.push(JSON.stringify(key) + ':' + write(member, seen, path));
-      path.pop();
-    }
-    out = '{' + parts.join(',') + '}';
+    out = members(obj, seen, path); // a class instance: its own enumerable members, as JSON.stringify writes them
   }
   seen.delete(obj);
   return out;
+}
+
+/** `{"a":…,"b":…}`: own enumerable members in key order, `undefined` ones left out. */
+function members(obj: object, seen: Set<object>, path: (string | number)[]): string {
+  let out = '{';
+  let first = true;
+  for (const key of Object.keys(obj).sort()) {
+    const member = (obj as Record<string, unknown>)[key];
+    if (member === undefined) continue;
+    path.push(key);
+    out += (first ? '' : ',') + JSON.stringify(key) + ':' + write(member, seen, path);
+    path.pop();
+    first = false;
+  }
+  return out + '}';
 }
 
 /** `$.order.lines[2]`: member names as `.name`, array indexes as `[i]`. */

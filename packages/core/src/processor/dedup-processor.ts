@@ -18,7 +18,7 @@ import { fingerprintOf } from '../ids/content-id.js';
 import { validateId } from '../ids/validate-id.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { Coalescer } from '../store/coalescing-store.js';
-import { isTransactional, type ClaimRequest, type ClaimResult, type CompleteRequest, type DedupRecord, type DedupStore, type TransactionalStore, type TransitionResult, type TxOf } from '../store/store.js';
+import { isTransactional, type ClaimRequest, type ClaimResult, type CompleteRequest, type DedupRecord, type DedupStore, type PositionedClaimRequest, type TransactionalStore, type TransitionResult, type TxOf } from '../store/store.js';
 import type { BaseHandlerContext, Handler, Message } from './context.js';
 import type { MessageInfo } from './instrumentation.js';
 import { Emitter, type ProcessorEvents } from './events.js';
@@ -193,7 +193,7 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
       prepare: (message) => this.#prepare(message),
       invalid: (id, error) => this.#failed(safeId(id), error, true, false, false),
       claimRequest: (p) => this.#claimRequest(p),
-      markedClaimRequest: (p, position) => ({ scope: this.scope, id: p.id, fingerprint: p.fingerprint, leaseMs: this.options.leaseMs, windowMs: this.options.windowMs, position }),
+      markedClaimRequest: (p, position) => this.#claimRequest(p, position),
       runClaimed: (p, token, takeover, handler, controller, shared, deferFailure) => this.#runClaimed(p, token, takeover, handler, controller, shared, deferFailure),
       answerExisting: (p, claim, handler) => this.#answerExisting(p, claim, handler),
       runUnprotected: (p, handler, why) => this.#runUnprotected(p, handler, why),
@@ -362,8 +362,14 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
     return { id, payload, fingerprint };
   }
 
-  #claimRequest(p: Prepared<unknown>): ClaimRequest {
-    return { scope: this.scope, id: p.id, fingerprint: p.fingerprint, leaseMs: this.options.leaseMs, windowMs: this.options.windowMs };
+  /** The claim of a prepared message; with a `position`, the marked form (one object either way). */
+  #claimRequest(p: Prepared<unknown>): ClaimRequest;
+  #claimRequest(p: Prepared<unknown>, position: number): PositionedClaimRequest;
+  #claimRequest(p: Prepared<unknown>, position?: number): ClaimRequest | PositionedClaimRequest {
+    const { leaseMs, windowMs } = this.options;
+    // Two literals rather than a copy: this runs once per message.
+    if (position === undefined) return { scope: this.scope, id: p.id, fingerprint: p.fingerprint, leaseMs, windowMs };
+    return { scope: this.scope, id: p.id, fingerprint: p.fingerprint, leaseMs, windowMs, position };
   }
 
   #completedRecord(outcome: ProcessedOutcome<unknown>): DedupRecord {
