@@ -1,7 +1,8 @@
 // One round trip per call: a claim, and a batch of any size over any number of scopes, is one SQL
-// statement. Counted two ways on a pool nothing else uses: the `query` calls of its connections, and
+// statement. Counted three ways on a pool nothing else uses: the `query` calls of its connections,
 // the protocol messages that end a round trip (Sync for the extended protocol, Query for the simple
-// one), after which the client waits for the server's ReadyForQuery.
+// one), after which the client waits for the server's ReadyForQuery, and the flights: sends made while
+// the connection had nothing in flight (a pipelined client sends more behind an unanswered one).
 import type { ClaimResult } from '@onceonly/core';
 import { PostgresStore } from '@onceonly/postgres';
 import type pg from 'pg';
@@ -10,22 +11,25 @@ import { usePostgres } from './postgres-test-context.js';
 
 const postgres = usePostgres();
 let store: PostgresStore;
-const counted = { queries: 0, roundTrips: 0 };
+const counted = { queries: 0, roundTrips: 0, flights: 0 };
 
 /** A pool whose connections count what they send. */
-function countingPool(): pg.Pool {
-  const pool = postgres.pool({ max: 4 });
+function countingPool(config: pg.PoolConfig = {}): pg.Pool {
+  const pool = postgres.pool({ max: 4, ...config });
   pool.on('connect', (client) => {
     const query = client.query;
     client.query = function (this: unknown, ...args: unknown[]) {
       counted.queries++;
       return (query as (...a: unknown[]) => unknown).apply(this, args);
     } as typeof client.query;
-    const connection = (client as unknown as { connection: Record<'sync' | 'query', (...a: unknown[]) => unknown> }).connection;
+    const connection = (client as unknown as { connection: Record<'sync' | 'query', (...a: unknown[]) => unknown> & NodeJS.EventEmitter }).connection;
+    let unanswered = 0;
+    connection.on('readyForQuery', () => unanswered--);
     for (const ends of ['sync', 'query'] as const) {
       const send = connection[ends];
       connection[ends] = function (this: unknown, ...args: unknown[]) {
         counted.roundTrips++;
+        if (unanswered++ === 0) counted.flights++;
         return send.apply(this, args);
       };
     }
@@ -34,11 +38,12 @@ function countingPool(): pg.Pool {
 }
 
 /** What `action` sent, once the pool's connections are open (connecting is not a statement). */
-async function observe<T>(action: () => Promise<T>): Promise<{ queries: number; roundTrips: number; value: T }> {
+async function observe<T>(action: () => Promise<T>): Promise<{ queries: number; roundTrips: number; flights: number; value: T }> {
   counted.queries = 0;
   counted.roundTrips = 0;
+  counted.flights = 0;
   const value = await action();
-  return { queries: counted.queries, roundTrips: counted.roundTrips, value };
+  return { queries: counted.queries, roundTrips: counted.roundTrips, flights: counted.flights, value };
 }
 
 beforeAll(async () => {
@@ -148,6 +153,35 @@ describe('a transaction of completeWithin', () => {
   });
 });
 
+describe('a transaction of completeWithin on a pipelined pool (pipeline: true)', () => {
+  let pipelined: PostgresStore;
+  beforeAll(async () => {
+    pipelined = new PostgresStore({ pool: countingPool({ pipeline: true }), schema: store.tables.schema });
+    await postgres.admin.query(`CREATE TABLE IF NOT EXISTS "${store.tables.schema}".effects (id text)`);
+    await pipelined.claim({ scope: 'warm', id: 'pipelined', leaseMs: 1000, windowMs: 1000 });
+  });
+  const write = (id: string) => async (tx: pg.PoolClient) => {
+    await tx.query(`INSERT INTO "${store.tables.schema}".effects VALUES ($1)`, [id]);
+    return { value: 'v', result: 'r' };
+  };
+
+  it('is two flights around a handler of one write: BEGIN with the write, the completion with the COMMIT', async () => {
+    const claim = await pipelined.claim({ scope: 'tx', id: 'p-1', leaseMs: 30_000, windowMs: 60_000 });
+    const ran = await observe(() => pipelined.completeWithin({ scope: 'tx', id: 'p-1', token: tokenOf(claim), windowMs: 60_000 }, write('p-1')));
+    expect(ran).toMatchObject({ queries: 4, roundTrips: 4, flights: 2, value: { transition: 'ok', value: 'v' } });
+    expect(await store.get('tx', 'p-1')).toMatchObject({ state: 'completed', result: 'r' });
+  });
+
+  it('a fence that fails stops the COMMIT sent behind it: the write rolls back, lease-lost, still two flights', async () => {
+    const claim = await pipelined.claim({ scope: 'tx', id: 'p-2', leaseMs: 30_000, windowMs: 60_000 });
+    const ran = await observe(() => pipelined.completeWithin({ scope: 'tx', id: 'p-2', token: tokenOf(claim) + 1, windowMs: 60_000 }, write('p-2')));
+    expect(ran).toMatchObject({ flights: 2, value: { transition: 'lease-lost', value: 'v' } });
+    const effects = await postgres.admin.query(`SELECT count(*)::int AS n FROM "${store.tables.schema}".effects WHERE id = 'p-2'`);
+    expect(effects.rows[0].n).toBe(0);
+    expect(await store.get('tx', 'p-2')).toMatchObject({ state: 'in-progress', token: tokenOf(claim) });
+  });
+});
+
 describe('a duplicate claim is a read', () => {
   it('writes no row version and takes no lock', async () => {
     const claim = await store.claim({ scope: 'reads', id: 'r1', leaseMs: 30_000, windowMs: 60_000 });
@@ -163,6 +197,28 @@ describe('a duplicate claim is a read', () => {
     expect(answers.map((a) => a.status)).toEqual(['completed', 'in-progress']);
     // Same tuple (ctid), same inserting transaction (xmin), and no locker recorded (xmax).
     expect((await versions()).rows).toEqual(before);
+  });
+});
+
+describe('a single claim racing a first claim of the same new ID', () => {
+  it('is settled by a second statement, and answers in-progress with the winner\'s record', async () => {
+    const schema = store.tables.schema;
+    const rival = await postgres.admin.connect();
+    try {
+      await rival.query('BEGIN');
+      await rival.query(
+        `INSERT INTO "${schema}".onceonly_records (token, claimed_at, updated_at, lease_until, expires_at, state, scope, id, fingerprint)
+         VALUES (43, now(), now(), now() + interval '1 minute', now() + interval '1 hour', 1, 'race-one', 'new-id', 'rival')`,
+      );
+      const racing = observe(() => store.claim({ scope: 'race-one', id: 'new-id', leaseMs: 30_000, windowMs: 60_000 }));
+      await waitForLockWait(schema);
+      await rival.query('COMMIT');
+      const seen = await racing;
+      expect(seen).toMatchObject({ queries: 2, roundTrips: 2, value: { status: 'in-progress', record: { state: 'in-progress', token: 43, fingerprint: 'rival' } } });
+    } finally {
+      await rival.query('ROLLBACK').catch(() => undefined);
+      rival.release();
+    }
   });
 });
 

@@ -59,6 +59,11 @@ export async function postgresBench(
 ): Promise<{ rows: Row[]; notes: string[] }> {
   const schema = `onceonly_bench_${randomBytes(4).toString('hex')}`;
   const { pool, statements } = countingPool({ connectionString: url, max: 14 });
+  // The transactional rows run on a pipelined pool (`pipeline: true`), where the store sends BEGIN
+  // with the handler's first statement and its completion with the COMMIT; the raw consumer runs on
+  // the same pool, awaiting each statement as such consumers are written.
+  const txPool = new pg.Pool({ connectionString: url, max: 14, pipeline: true });
+  txPool.on('error', () => {});
   const rows: Row[] = [];
   const notes: string[] = [];
   await pool.query(`CREATE SCHEMA ${schema}`);
@@ -67,14 +72,17 @@ export async function postgresBench(
     await store.migrate();
     await pool.query(`CREATE TABLE ${schema}.plain (scope text NOT NULL, id text COLLATE "C" NOT NULL, state smallint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (scope, id))`);
     await pool.query(`CREATE TABLE ${schema}.ledger (n bigserial PRIMARY KEY, message_id text NOT NULL, cents int NOT NULL)`);
-    const plainInsert = { name: 'bench_plain_insert', text: `INSERT INTO ${schema}.plain (scope, id, state) SELECT 'bench', unnest($1::text[]), 1 ON CONFLICT DO NOTHING` };
-    const plainUpdate = { name: 'bench_plain_update', text: `UPDATE ${schema}.plain SET state = 2, updated_at = now() WHERE scope = 'bench' AND id = ANY($1::text[])` };
+    // Planned at every call, as the store's batch updates are: a prepared plan made while the table
+    // was small would scan the whole table at every call as it grows (test/postgres/plans.test.ts).
+    const plainInsert = { text: `INSERT INTO ${schema}.plain (scope, id, state) SELECT 'bench', unnest($1::text[]), 1 ON CONFLICT DO NOTHING` };
+    const plainUpdate = { text: `UPDATE ${schema}.plain SET state = 2, updated_at = now() WHERE scope = 'bench' AND id = ANY($1::text[])` };
     const ledgerInsert = { name: 'bench_ledger_insert', text: `INSERT INTO ${schema}.ledger (message_id, cents) VALUES ($1, $2)` };
+    const txStore = new PostgresStore({ pool: txPool, schema });
     // The baseline of the transactional rows: a consumer doing the same INSERT in its own transaction per message.
     const rawConsumer = (concurrency: number) => {
       const ids = Array.from({ length: options.messages }, () => uuidv7());
       return drain(options.messages, concurrency, async (i) => {
-        const client = await pool.connect();
+        const client = await txPool.connect();
         try {
           await client.query('BEGIN');
           await client.query({ ...ledgerInsert, values: [ids[i], 250] });
@@ -130,7 +138,7 @@ export async function postgresBench(
 
     for (const concurrency of [1, 10]) {
       progress(`postgres store: transactional processing, concurrency ${concurrency} (${options.messages} messages × ${options.rounds})`);
-      const processor = new DedupProcessor({ scope: 'ledger', store, windowMs: WINDOW, leaseMs: LEASE, fingerprint: false });
+      const processor = new DedupProcessor({ scope: 'ledger', store: txStore, windowMs: WINDOW, leaseMs: LEASE, fingerprint: false });
       const processed = await compare(
         options.rounds,
         async () => {
@@ -157,7 +165,7 @@ export async function postgresBench(
     }
 
     progress(`postgres store: transactional processBatch of ${BATCH} (${options.messages} messages × ${options.rounds})`);
-    const batchProcessor = new DedupProcessor({ scope: 'ledger', store, windowMs: WINDOW, leaseMs: LEASE, fingerprint: false });
+    const batchProcessor = new DedupProcessor({ scope: 'ledger', store: txStore, windowMs: WINDOW, leaseMs: LEASE, fingerprint: false });
     const batchedTx = await compare(
       options.rounds,
       async () => {
@@ -218,7 +226,7 @@ export async function postgresBench(
     );
   } finally {
     await pool.query(`DROP SCHEMA ${schema} CASCADE`).catch(() => undefined);
-    await pool.end();
+    await Promise.all([pool.end(), txPool.end()]);
   }
   return { rows, notes };
 }
