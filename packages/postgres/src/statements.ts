@@ -68,6 +68,28 @@ const named = (operation: string, text: string, replan = false): Statement => ({
 });
 
 /**
+ * How a claim takes a record it conflicts with, shared by the batch and the single claim: only when
+ * the latest version of the row may be taken ({@link open}), with the next fencing token, and as a
+ * takeover (`suspect`) when it takes an expired lease or a released record that was suspect.
+ */
+const CLAIM_CONFLICT = `ON CONFLICT (scope, id) DO UPDATE SET
+    token = CASE WHEN r.expires_at > excluded.claimed_at THEN r.token + 1 ELSE greatest(r.token + 1, excluded.token) END,
+    suspect = r.expires_at > excluded.claimed_at AND (r.state = 1 OR r.suspect),
+    claimed_at = excluded.claimed_at, updated_at = excluded.updated_at,
+    lease_until = excluded.lease_until, expires_at = excluded.expires_at,
+    state = 1, fingerprint = excluded.fingerprint, result = NULL, error = NULL
+  WHERE ${open('r', 'excluded.claimed_at')}`;
+
+/** The answer columns of a claim after `kind` and `lead` (see rows.ts), from `c` (the row it wrote) or `p` (the record it found). */
+const CLAIM_ANSWER = `COALESCE(c.token, p.token)::text AS token,
+  c.suspect AS takeover,
+  ${ms('COALESCE(c.claimed_at, p.claimed_at)')} AS claimed_at,
+  ${ms('p.updated_at')} AS updated_at,
+  ${ms('COALESCE(c.lease_until, p.lease_until)')} AS lease_until,
+  p.fingerprint,
+  CASE p.state WHEN 2 THEN p.result WHEN 3 THEN p.error END AS extra`;
+
+/**
  * The claim of a batch, in one statement.
  *
  * 1. `input`: the requests, numbered (`ord`); in the marked form, those whose position lies inside the
@@ -120,13 +142,7 @@ claimed AS (
   FROM lead l LEFT JOIN prior p ON p.scope = l.scope AND p.id = l.id
   WHERE p.open IS NOT FALSE
   ORDER BY l.scope, l.id
-  ON CONFLICT (scope, id) DO UPDATE SET
-    token = CASE WHEN r.expires_at > excluded.claimed_at THEN r.token + 1 ELSE greatest(r.token + 1, excluded.token) END,
-    suspect = r.expires_at > excluded.claimed_at AND (r.state = 1 OR r.suspect),
-    claimed_at = excluded.claimed_at, updated_at = excluded.updated_at,
-    lease_until = excluded.lease_until, expires_at = excluded.expires_at,
-    state = 1, fingerprint = excluded.fingerprint, result = NULL, error = NULL
-  WHERE ${open('r', 'excluded.claimed_at')}
+  ${CLAIM_CONFLICT}
   RETURNING r.scope, r.id, r.token, r.suspect, r.claimed_at, r.lease_until
 )
 SELECT i.ord::int AS ord,
@@ -136,13 +152,7 @@ SELECT i.ord::int AS ord,
        WHEN NOT p.open THEN p.state + 1
        ELSE ${ClaimKind.UNRESOLVED} END AS kind,
   l.ord::int AS lead,
-  COALESCE(c.token, p.token)::text AS token,
-  c.suspect AS takeover,
-  ${ms('COALESCE(c.claimed_at, p.claimed_at)')} AS claimed_at,
-  ${ms('p.updated_at')} AS updated_at,
-  ${ms('COALESCE(c.lease_until, p.lease_until)')} AS lease_until,
-  p.fingerprint,
-  CASE p.state WHEN 2 THEN p.result WHEN 3 THEN p.error END AS extra${markColumns}
+  ${CLAIM_ANSWER}${markColumns}
 FROM input i
 LEFT JOIN lead l ON NOT i.skipped AND l.scope = i.scope AND l.id = i.id
 LEFT JOIN claimed c ON c.scope = l.scope AND c.id = l.id
@@ -166,13 +176,7 @@ claimed AS (
   SELECT ${SEED}, ${now}, ${now}, ${now} + ${interval('$3::bigint')}, ${now} + ${interval('greatest($4::bigint, $3::bigint)')},
     1, false, $1::text, $2::text, $5::text
   WHERE NOT EXISTS (SELECT 1 FROM prior WHERE NOT open)
-  ON CONFLICT (scope, id) DO UPDATE SET
-    token = CASE WHEN r.expires_at > excluded.claimed_at THEN r.token + 1 ELSE greatest(r.token + 1, excluded.token) END,
-    suspect = r.expires_at > excluded.claimed_at AND (r.state = 1 OR r.suspect),
-    claimed_at = excluded.claimed_at, updated_at = excluded.updated_at,
-    lease_until = excluded.lease_until, expires_at = excluded.expires_at,
-    state = 1, fingerprint = excluded.fingerprint, result = NULL, error = NULL
-  WHERE ${open('r', 'excluded.claimed_at')}
+  ${CLAIM_CONFLICT}
   RETURNING r.token, r.suspect, r.claimed_at, r.lease_until
 )
 SELECT 1 AS ord,
@@ -180,13 +184,7 @@ SELECT 1 AS ord,
        WHEN NOT p.open THEN p.state + 1
        ELSE ${ClaimKind.UNRESOLVED} END AS kind,
   1 AS lead,
-  COALESCE(c.token, p.token)::text AS token,
-  c.suspect AS takeover,
-  ${ms('COALESCE(c.claimed_at, p.claimed_at)')} AS claimed_at,
-  ${ms('p.updated_at')} AS updated_at,
-  ${ms('COALESCE(c.lease_until, p.lease_until)')} AS lease_until,
-  p.fingerprint,
-  CASE p.state WHEN 2 THEN p.result WHEN 3 THEN p.error END AS extra
+  ${CLAIM_ANSWER}
 FROM (SELECT 1) AS one LEFT JOIN claimed c ON true LEFT JOIN prior p ON true`;
 }
 
