@@ -86,7 +86,11 @@ if (groups.has('redis') || groups.has('peer') || groups.has('bullmq') || groups.
     rows.push(...redis.rows);
     notes.push(...redis.notes);
   }
-  if (url && groups.has('peer')) rows.push(...(await peerPowertools(url, quick ? 200_000 : 1_000_000, quick ? 2_000 : 10_000, quick ? 1 : 3, progress)));
+  if (url && groups.has('peer')) {
+    const peer = await peerPowertools(url, quick ? 200_000 : 1_000_000, quick ? 2_000 : 10_000, quick ? 1 : 3, progress);
+    rows.push(...peer.rows);
+    notes.push(...peer.notes);
+  }
   if (url && groups.has('bullmq')) {
     const bullmq = await bullmqThroughput(url, quick ? 2_000 : 20_000, quick ? 1 : 3, progress);
     rows.push(...bullmq.rows);

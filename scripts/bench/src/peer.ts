@@ -5,7 +5,7 @@ import { DedupProcessor, uuidv7 } from '@onceonly/core';
 import { RedisStore } from '@onceonly/redis';
 import { createClient } from '@redis/client';
 import { Redis } from 'ioredis';
-import { usedMemory } from './redis.js';
+import { costsDuring, usedMemory } from './redis.js';
 import { deleteByPrefix } from './store-helpers.js';
 import { compare, rate, type Row } from './table.js';
 
@@ -37,7 +37,13 @@ async function callAll(ids: readonly string[], callers: number, call: (id: strin
  * concurrent callers on fresh IDs (the processor coalesces their claims and completions into shared
  * round trips), and one at a time on IDs already done (duplicates).
  */
-export async function peerPowertools(url: string, count: number, singles: number, rounds: number, progress: (s: string) => void): Promise<Row[]> {
+export async function peerPowertools(
+  url: string,
+  count: number,
+  singles: number,
+  rounds: number,
+  progress: (s: string) => void,
+): Promise<{ rows: Row[]; notes: string[] }> {
   const redis = createClient({ url });
   redis.on('error', () => {});
   await redis.connect();
@@ -55,6 +61,7 @@ export async function peerPowertools(url: string, count: number, singles: number
   config.registerLambdaContext({ getRemainingTimeInMillis: () => 60_000 } as Parameters<IdempotencyConfig['registerLambdaContext']>[0]);
   const handle = makeIdempotent(async (_event: { id: string }) => undefined, { persistenceStore, config, keyPrefix });
   const rows: Row[] = [];
+  const notes: string[] = [];
   try {
     const fill = async (write: (id: string) => Promise<unknown>) => {
       const ids = Array.from({ length: count }, () => uuidv7());
@@ -132,6 +139,18 @@ export async function peerPowertools(url: string, count: number, singles: number
       const callers = c.callers === 1 ? 'one at a time' : `${c.callers} concurrent callers`;
       rows.push({ group: 'peer', name: c.name, ...measured, baselineName: `Powertools makeIdempotent, ${callers}`, unit: 'ops/s',
         target: { text: `≥ ${c.target.toFixed(2)} of baseline`, met: (r) => r.value / r.baseline >= c.target } });
+
+      // Where each side's time goes, per call, on one more pass of the same calls.
+      const sample = Math.min(singles, 5_000);
+      const ids = () => Array.from({ length: sample }, () => uuidv7());
+      const sides: [string, (id: string) => Promise<unknown>][] = [['onceonly', viaProcess], ['Powertools', viaPowertools]];
+      const costs: string[] = [];
+      for (const [side, call] of sides) {
+        const batch = ids();
+        if (c.duplicates) await callAll(batch, CALLERS, call);
+        costs.push(`${side}: ${await costsDuring(client, sample, () => callAll(batch, c.callers, call))}`);
+      }
+      notes.push(`peer, ${c.name}, per call (${sample} calls): ${costs.join('; ')}`);
     }
     await processor.close();
   } finally {
@@ -140,5 +159,5 @@ export async function peerPowertools(url: string, count: number, singles: number
     client.disconnect();
     await redis.quit().catch(() => undefined);
   }
-  return rows;
+  return { rows, notes };
 }

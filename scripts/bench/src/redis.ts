@@ -176,6 +176,26 @@ export async function usedMemory(client: Redis): Promise<number> {
   return median(samples);
 }
 
+/** Redis' own CPU time so far (`INFO cpu`: user + system), in microseconds. */
+async function serverCpuUs(client: Redis): Promise<number> {
+  const info = await client.info('cpu');
+  const seconds = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? NaN);
+  return (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1e6;
+}
+
+/**
+ * What `run` cost per message, on each side: this process's CPU (`process.cpuUsage`), Redis' CPU
+ * (`INFO cpu`) and the commands Redis ran ({@link commandsDuring}).
+ */
+export async function costsDuring(client: Redis, messages: number, run: () => Promise<unknown>): Promise<string> {
+  const server = await serverCpuUs(client);
+  const cpu = process.cpuUsage();
+  const commands = await commandsDuring(client, messages, run);
+  const used = process.cpuUsage(cpu);
+  const serverUs = (await serverCpuUs(client)) - server;
+  return `client CPU ${((used.user + used.system) / messages).toFixed(1)} µs, Redis CPU ${(serverUs / messages).toFixed(1)} µs, commands ${commands.text}`;
+}
+
 /** Commands Redis ran (every `cmdstat_*` call, scripts and the commands inside them) while `run` ran, per message. */
 async function commandsDuring(client: Redis, messages: number, run: () => Promise<unknown>): Promise<{ text: string }> {
   const read = async () => {
