@@ -103,6 +103,22 @@ describe.each([{ pipeline: false }, { pipeline: true }])('pool with %o', ({ pipe
       expect(pool.totalCount - pool.idleCount).toBe(0);
     });
 
+    it('a result the table cannot hold (U+0000) rolls the writes back and rejects with a TypeError; the connection stays usable', async () => {
+      const token = tokenOf(await claim('m1'));
+      const connections = pool.totalCount;
+      const thrown = await store
+        .completeWithin({ scope: 'pay', id: 'm1', token, windowMs: 60_000 }, async (tx) => {
+          await writeEffect(tx, 'm1', token);
+          return { value: 'v', result: 'a\u0000b' };
+        })
+        .catch((e: unknown) => e);
+      expect(thrown).toBeInstanceOf(TypeError);
+      expect([pool.totalCount, pool.idleCount]).toEqual([connections, connections]); // rolled back and handed back, not dropped
+      expect(await effectRows()).toEqual([]);
+      expect(await store.get('pay', 'm1')).toMatchObject({ state: 'in-progress', token });
+      expect((await store.withTransaction((tx) => writeEffect(tx, 'after', 1))).rowCount).toBe(1);
+    });
+
     it('a handler that writes nothing, or throws before its first statement, still ends its transaction', async () => {
       const token = tokenOf(await claim('m1'));
       expect(await store.completeWithin({ scope: 'pay', id: 'm1', token, windowMs: 60_000 }, async () => ({ value: 'nothing' }))).toEqual({

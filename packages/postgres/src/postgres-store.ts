@@ -774,9 +774,18 @@ export class PostgresStore<Tx = PoolClient> implements TransactionalStore<Tx>, M
         healthy = await rollback();
         throw aborted();
       }
+      let values: unknown[] = [];
+      if (completion !== null) {
+        try {
+          values = completion.values(value); // checks the recorded result
+        } catch (error) {
+          healthy = await rollback();
+          throw error;
+        }
+      }
       if (completion !== null && pipelined) {
         healthy = false; // until the COMMIT answers
-        const completed = client.query<{ completed: number } & QueryResultRow>(this.#config(this.#statements.completeBeforeCommit, completion.values(value))).then(
+        const completed = client.query<{ completed: number } & QueryResultRow>(this.#config(this.#statements.completeBeforeCommit, values)).then(
           () => undefined,
           (error: unknown) => error,
         );
@@ -789,6 +798,7 @@ export class PostgresStore<Tx = PoolClient> implements TransactionalStore<Tx>, M
         );
         const [failure, command] = await Promise.all([completed, committed]);
         healthy = true;
+        this.#reachable = true;
         if (failure === undefined && command === 'COMMIT') return { value, committed: true };
         if ((failure as { code?: unknown } | undefined)?.code === FENCE_FAILED) return { value, committed: false };
         // The client may learn of a swallowed failure only at the next statement (the server's
@@ -801,7 +811,7 @@ export class PostgresStore<Tx = PoolClient> implements TransactionalStore<Tx>, M
       if (completion !== null) {
         let commit: boolean;
         try {
-          const result = await this.#query<CompletionRow & QueryResultRow>(operation, this.#statements.completeInTransaction, [...completion.values(value), null], client);
+          const result = await this.#query<CompletionRow & QueryResultRow>(operation, this.#statements.completeInTransaction, [...values, null], client);
           commit = completion.settle(result.rows[0]);
         } catch (error) {
           healthy = await rollback();
