@@ -376,7 +376,8 @@ export class PostgresStore<Tx = PoolClient> implements TransactionalStore<Tx>, M
     // Through the transaction option, the transaction is marked first and the completion checks the
     // mark; on a pg client of ours, the client tells the transaction's state (see #transaction).
     const mark = this.#runner ? String(++transactionMarks) : null;
-    const values = (done: TransactionalWork<R>): unknown[] => [owned.scopes[0], owned.ids[0], owned.tokens[0], windowMs, checkText(done.result, 'result'), mark];
+    // `[scope, id, token, windowMs, result]`; the guarded statement (completeInTransaction) takes the mark as $6.
+    const fields = (done: TransactionalWork<R>): unknown[] => [owned.scopes[0], owned.ids[0], owned.tokens[0], windowMs, checkText(done.result, 'result')];
     const operation = 'completeWithin';
     let transition: TransitionResult = 'lease-lost';
     const settle = (row: CompletionRow | undefined): boolean => {
@@ -392,15 +393,12 @@ export class PostgresStore<Tx = PoolClient> implements TransactionalStore<Tx>, M
     const runner = this.#runner;
     if (runner) {
       const ran = await this.#runInLibrary(operation, runner, work as (tx: unknown) => Promise<TransactionalWork<R>>, mark, async (tx, done) => {
-        const rows = await this.#queryInLibrary(operation, runner, tx, this.#statements.completeInTransaction, values(done));
+        const rows = await this.#queryInLibrary(operation, runner, tx, this.#statements.completeInTransaction, [...fields(done), mark]);
         return settle(rows[0] as CompletionRow | undefined);
       });
       return { transition, value: ran.value.value };
     }
-    const ran = await this.#transaction(operation, work as unknown as (tx: PoolClient) => Promise<TransactionalWork<R>>, {
-      values: (done) => values(done).slice(0, 5),
-      settle,
-    });
+    const ran = await this.#transaction(operation, work as unknown as (tx: PoolClient) => Promise<TransactionalWork<R>>, { values: fields, settle });
     return { transition: ran.committed ? 'ok' : 'lease-lost', value: ran.value.value };
   }
 
@@ -789,13 +787,7 @@ export class PostgresStore<Tx = PoolClient> implements TransactionalStore<Tx>, M
           () => undefined,
           (error: unknown) => error,
         );
-        const committed = client.query('COMMIT').then(
-          (result) => result.command,
-          (error: unknown) => {
-            if (isConnectionError(error)) this.#reachable = false;
-            throw storeUnavailable(operation, error, this.#tables);
-          },
-        );
+        const committed = statement('COMMIT').then((result) => result.command);
         const [failure, command] = await Promise.all([completed, committed]);
         healthy = true;
         this.#reachable = true;

@@ -189,6 +189,15 @@ FROM (SELECT 1) AS one LEFT JOIN claimed c ON true LEFT JOIN prior p ON true`;
 }
 
 /**
+ * The fenced completion of one request ($1 scope, $2 id, $3 token, $4 window, $5 result), by primary
+ * key: shared by `completeOne`, `completeInTransaction` and `completeBeforeCommit`. `guard` is a
+ * further condition, written before the others (`… AND `).
+ */
+const completeOneUpdate = (q: QualifiedNames, guard = ''): string => `UPDATE ${q.records} r
+  SET state = 2, suspect = false, updated_at = ${NOW}, expires_at = ${NOW} + ${interval('$4::bigint')}, result = $5::text
+  WHERE ${guard}r.scope = $1::text AND r.id = $2::text AND r.token = $3::bigint AND r.state = 1 AND r.expires_at > ${NOW}`;
+
+/**
  * Completion of a batch. Requests are deduplicated on (scope, id, token): a record holds one token, so
  * each row is updated at most once, and a repeat of a completion is `lease-lost` (the record is no
  * longer in progress after the first), as it would be one call after the other. An owner whose lease
@@ -246,10 +255,7 @@ export const TRANSACTION_MARK = 'onceonly.transaction';
 function completeInTransactionText(q: QualifiedNames): string {
   return `WITH state AS (SELECT $6::text IS NULL OR current_setting('${TRANSACTION_MARK}', true) IS NOT DISTINCT FROM $6::text AS open),
 done AS (
-  UPDATE ${q.records} r
-  SET state = 2, suspect = false, updated_at = ${NOW}, expires_at = ${NOW} + ${interval('$4::bigint')}, result = $5::text
-  WHERE (SELECT open FROM state) AND r.scope = $1::text AND r.id = $2::text AND r.token = $3::bigint AND r.state = 1
-    AND r.expires_at > ${NOW}
+  ${completeOneUpdate(q, '(SELECT open FROM state) AND ')}
   RETURNING 1
 )
 SELECT (SELECT open FROM state) AS open, (SELECT count(*) FROM done)::int AS completed`;
@@ -263,9 +269,7 @@ SELECT (SELECT open FROM state) AS open, (SELECT count(*) FROM done)::int AS com
  */
 function completeBeforeCommitText(q: QualifiedNames): string {
   return `WITH done AS (
-  UPDATE ${q.records} r
-  SET state = 2, suspect = false, updated_at = ${NOW}, expires_at = ${NOW} + ${interval('$4::bigint')}, result = $5::text
-  WHERE r.scope = $1::text AND r.id = $2::text AND r.token = $3::bigint AND r.state = 1 AND r.expires_at > ${NOW}
+  ${completeOneUpdate(q)}
   RETURNING 1
 )
 SELECT 1 / (SELECT count(*) FROM done)::int AS completed`;
@@ -304,9 +308,7 @@ SELECT i.ord::int AS ord FROM input i JOIN done d ON d.scope = i.scope AND d.id 
     complete: named('complete', completeText(q, false), true),
     completeOne: named(
       'complete_one',
-      `UPDATE ${q.records}
-SET state = 2, suspect = false, updated_at = ${NOW}, expires_at = ${NOW} + ${interval('$4::bigint')}, result = $5::text
-WHERE scope = $1::text AND id = $2::text AND token = $3::bigint AND state = 1 AND expires_at > ${NOW}
+      `${completeOneUpdate(q)}
 RETURNING 1 AS ord`,
     ),
     completeInTransaction: named('complete_in_transaction', completeInTransactionText(q)),
