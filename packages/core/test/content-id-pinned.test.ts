@@ -46,6 +46,20 @@ describe('fingerprintOf and contentId outputs are pinned', () => {
     }
   });
 
+  it('hashes bytes alike whatever the namespace, and nothing of an earlier, longer input', () => {
+    // Small bytes are hashed from a reused input behind an ASCII prefix of at most 64 characters;
+    // other prefixes take the other path. Each hash covers its own bytes only.
+    const long = new Uint8Array(400).fill(7);
+    const short = new Uint8Array([1, 2, 3]);
+    for (const namespace of ['', 'ns', 'ns:ü', 'x'.repeat(59), 'x'.repeat(60), '𝄞'.repeat(3)]) {
+      const prefix = namespace === '' ? 'b' : `${namespace.length}:${namespace}:b`;
+      for (const bytes of [long, short, new Uint8Array(0)]) {
+        const options = namespace === '' ? {} : { namespace };
+        expect(contentId(bytes, options)).toBe(createHash('sha256').update(prefix).update(bytes).digest('base64url'));
+      }
+    }
+  });
+
   it('hashes a view of part of a buffer by its own bytes only', () => {
     const whole = Buffer.from([9, 9, 1, 2, 3, 255, 9]);
     expect(fingerprintOf(whole.subarray(2, 6))).toBe('RdEGhESrHGCIBGwC42aYmd');

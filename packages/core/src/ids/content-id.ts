@@ -10,6 +10,13 @@ const oneShot = typeof nodeCrypto.hash === 'function' ? nodeCrypto.hash : undefi
  * Node 20: one-shot 2× as fast at 64 bytes, 1.3× at 256, 1.2× at 512, even at 1 KiB, 0.8× at 2 KiB).
  */
 const ONE_SHOT_MAX_BYTES = 512;
+/** The longest prefix copied into {@link scratch} (a namespace's prefix, then the kind tag). */
+const SCRATCH_PREFIX_MAX = 64;
+/**
+ * The input of one-shot hashes of bytes, reused: hashing is synchronous, so no two calls share it. A
+ * Buffer for the prefix and another for the input cost more than the hash of a 200-byte payload.
+ */
+const scratch = Buffer.allocUnsafeSlow(SCRATCH_PREFIX_MAX + ONE_SHOT_MAX_BYTES);
 
 /**
  * SHA-256 as base64url of `prefix` (UTF-8) then `payload` (a string, UTF-8; or bytes): one-shot
@@ -24,6 +31,17 @@ function sha256(prefix: string, payload: string | Uint8Array): string {
     return nodeCrypto.createHash('sha256').update(prefix + payload).digest('base64url');
   }
   if (oneShot !== undefined && payload.byteLength <= ONE_SHOT_MAX_BYTES) {
+    const n = prefix.length;
+    let ascii = n <= SCRATCH_PREFIX_MAX;
+    for (let i = 0; ascii && i < n; i++) {
+      const code = prefix.charCodeAt(i);
+      if (code > 0x7f) ascii = false;
+      else scratch[i] = code; // ASCII: one UTF-8 byte each
+    }
+    if (ascii) {
+      scratch.set(payload, n);
+      return oneShot('sha256', scratch.subarray(0, n + payload.byteLength), 'base64url');
+    }
     const head = Buffer.from(prefix, 'utf8');
     const input = Buffer.allocUnsafe(head.length + payload.byteLength);
     head.copy(input, 0);

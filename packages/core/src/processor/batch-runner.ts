@@ -510,7 +510,8 @@ export class BatchRun<P, R> {
         return this.#settle(i, host.storeUnavailable(p.id, new StoreUnavailableError('the store became unreachable during the batch; stopped before this message'), false));
       }
       this.#attempts[i] = this.#attempts[i]! + 1;
-      const ran = await host.runClaimed(p, claim.token, claim.takeover, handler, this.#controller, true, this.#options.deadLetter !== undefined);
+      const running = host.runClaimed(p, claim.token, claim.takeover, handler, this.#controller, true, this.#options.deadLetter !== undefined);
+      const ran = running instanceof Promise ? await running : running;
       if (ran.kind === 'done') {
         if (ran.completed !== undefined) {
           this.#owned[i] = 0;

@@ -41,7 +41,8 @@ export interface BatchHost {
   claimRequest(p: Prepared<unknown>): ClaimRequest;
   /** The claim request with the message's mark position, built in one object (no copy per message). */
   markedClaimRequest(p: Prepared<unknown>, position: number): PositionedClaimRequest;
-  runClaimed<P, R>(p: Prepared<P>, token: number, takeover: boolean, handler: AnyHandler<P, R>, controller: AbortController, shared: boolean, deferFailure?: boolean): Promise<Ran<R>>;
+  /** Synchronous when the handler returns synchronously (and no takeover policy or transaction is involved). */
+  runClaimed<P, R>(p: Prepared<P>, token: number, takeover: boolean, handler: AnyHandler<P, R>, controller: AbortController, shared: boolean, deferFailure?: boolean): Ran<R> | Promise<Ran<R>>;
   answerExisting<P, R>(p: Prepared<P>, claim: Exclude<ClaimResult, { status: 'acquired' }>, handler: AnyHandler<P, R>): Promise<Outcome<R>>;
   runUnprotected<P, R>(p: Prepared<P>, handler: AnyHandler<P, R>, why: { failOpen?: Error; shadowOf?: ShadowReason; conflict?: true }): Promise<Outcome<R>>;
   repeatConflict<P, R>(p: Prepared<P>, record: DedupRecord, handler: AnyHandler<P, R>): Promise<Outcome<R>>;
