@@ -367,6 +367,56 @@ describe('batches', () => {
     expect(await claim('p')).toMatchObject({ status: 'acquired', takeover: false });
   });
 
+  it('keep each request\'s lease, window, fingerprint and result when they differ within one batch', async () => {
+    // A script call passes the lease and the window once for all its records, so a batch that mixes
+    // them goes out as one call per (scope, lease, window): each record must still get its own.
+    const requests = [
+      { scope: 'jobs', id: 'short', leaseMs: 1_000, windowMs: WINDOW, fingerprint: FP },
+      { scope: 'jobs', id: 'long', leaseMs: 9_000, windowMs: WINDOW },
+      { scope: 'jobs', id: 'wide', leaseMs: 1_000, windowMs: 5 * WINDOW, fingerprint: 'ü日😀' },
+      { scope: 'jobs', id: 'plain', leaseMs: 1_000, windowMs: WINDOW },
+    ];
+    const claims = await store.claimMany(requests);
+    expect(claims.map((c) => c.status)).toEqual(['acquired', 'acquired', 'acquired', 'acquired']);
+    for (const request of requests) {
+      const stored = await storedRecord(client, store.keyOf('jobs', request.id));
+      expect(stored?.state).toBe(1);
+      expect(stored!.leaseUntil! - stored!.claimedAt).toBe(request.leaseMs); // the lease the server keeps
+      expect(stored?.fingerprint).toBe(request.fingerprint);
+    }
+    const tokens = claims.map((c) => (c.status === 'acquired' ? c.token : 0));
+    expect(
+      await store.completeMany([
+        { scope: 'jobs', id: 'short', token: tokens[0]!, windowMs: WINDOW, result: 'one' },
+        { scope: 'jobs', id: 'long', token: tokens[1]!, windowMs: 2 * WINDOW },
+        { scope: 'jobs', id: 'wide', token: tokens[2]!, windowMs: 5 * WINDOW, result: '' },
+        { scope: 'jobs', id: 'plain', token: tokens[3]!, windowMs: WINDOW },
+      ]),
+    ).toEqual(['ok', 'ok', 'ok', 'ok']);
+    const ttl = async (id: string) => client.pttl(store.keyOf('jobs', id));
+    expect(await ttl('short')).toBeGreaterThan(WINDOW - 5_000);
+    expect(await ttl('short')).toBeLessThanOrEqual(WINDOW);
+    expect(await ttl('long')).toBeGreaterThan(2 * WINDOW - 5_000);
+    expect(await ttl('wide')).toBeGreaterThan(5 * WINDOW - 5_000);
+    expect(await store.get('jobs', 'short')).toMatchObject({ state: 'completed', result: 'one', fingerprint: FP });
+    expect(await store.get('jobs', 'long')).not.toHaveProperty('result');
+    expect(await store.get('jobs', 'wide')).toMatchObject({ state: 'completed', result: '', fingerprint: 'ü日😀' });
+    expect(await store.get('jobs', 'plain')).not.toHaveProperty('result');
+  });
+
+  it('with a mark take one lease and one window, and say so otherwise', async () => {
+    const mark = { scope: 'jobs', name: 't:0' };
+    const at = (id: string, position: number, leaseMs = LEASE) => ({ scope: 'jobs', id, leaseMs, windowMs: WINDOW, position });
+    await expect(store.claimManyMarked(mark, [at('a', 0), at('b', 1, LEASE + 1)], true)).rejects.toThrow(/same leaseMs and windowMs/);
+    const { claims } = await store.claimManyMarked(mark, [at('a', 0), { ...at('b', 1), fingerprint: FP }], true);
+    const refs = claims.map((c, i) => ({ scope: 'jobs', id: ['a', 'b'][i]!, token: c?.status === 'acquired' ? c.token : 0 }));
+    await expect(store.completeManyMarked(mark, [{ ...refs[0]!, windowMs: WINDOW }, { ...refs[1]!, windowMs: 2 * WINDOW }], { from: 0, to: 1 })).rejects.toThrow(/same windowMs/);
+    expect(await store.get('jobs', 'a')).toMatchObject({ state: 'in-progress' });
+    const done = await store.completeManyMarked(mark, [{ ...refs[0]!, windowMs: WINDOW }, { ...refs[1]!, windowMs: WINDOW, result: 'r' }], { from: 0, to: 1 });
+    expect(done).toEqual({ results: ['ok', 'ok'], mark: { low: 0, high: 1 } });
+    expect(await store.get('jobs', 'b')).toMatchObject({ state: 'completed', result: 'r', fingerprint: FP });
+  });
+
   it('of zero requests cost nothing', async () => {
     expect(await store.claimMany([])).toEqual([]);
     expect(await store.completeMany([])).toEqual([]);

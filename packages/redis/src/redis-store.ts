@@ -30,7 +30,7 @@ import type { ChainableCommander } from 'ioredis';
 import { RedisAdmin } from './admin.js';
 import { storeUnavailable } from './errors.js';
 import { KeyBuilder } from './keys.js';
-import { encodeFingerprint } from './record-value.js';
+import { encodeFingerprint, encodeFingerprints } from './record-value.js';
 import { decodeClaims, decodeMark, decodeMarkedClaims, decodeMarkedCompletions, decodeRecord, decodeTransition, decodeTransitions } from './replies.js';
 import { parseRedisStoreOptions, type RedisStoreClient, type RedisStoreOptions } from './redis-store-options.js';
 import { COMMAND_NAMES, registerScripts, type ScriptArg, type ScriptCommand, type ScriptName } from './scripts.js';
@@ -38,6 +38,11 @@ import { COMMAND_NAMES, registerScripts, type ScriptArg, type ScriptCommand, typ
 type Args = ScriptArg[];
 /** Writes one request's script arguments into `args` from `at`. Throws on an invalid request. */
 type WriteArgs<T> = (args: Args, at: number, request: T) => void;
+/**
+ * Appends a batch call's script arguments after its keys (and the epoch candidate): `count` requests,
+ * `at(i)` the i-th. Throws on an invalid request.
+ */
+type WriteCall<T> = (args: Args, count: number, at: (i: number) => T) => void;
 /**
  * Decodes one script call's reply into `results` (at `slots`, or in order); `requests` are the whole
  * batch's. A claim answers the scope's epoch (undefined: it wrote one).
@@ -53,9 +58,12 @@ interface Keyed {
 interface Batch<T, R> {
   readonly operation: string;
   readonly script: ScriptName;
-  /** Script arguments per request. */
-  readonly width: number;
-  readonly write: WriteArgs<T>;
+  /**
+   * Whether two requests of one scope may go in one script call: the values a call passes once for
+   * all its records (a lease, a window) are equal. Undefined: any two may.
+   */
+  readonly together?: (a: T, b: T) => boolean;
+  readonly write: WriteCall<T>;
   readonly decode: Decode<T, R>;
   /** The call checks the scope's epoch: its first key is the epoch key, its first argument the candidate. */
   readonly epoch?: true;
@@ -281,14 +289,14 @@ export class RedisStore implements DedupStore, MarkStore, AdminStore, ResetRepor
     skipMarked: boolean,
   ): Promise<{ mark: MarkRange | undefined; claims: (ClaimResult | undefined)[] }> {
     const markKey = this.#markKey(mark);
-    const keys = requests.map((r) => this.#key(mark.scope, sameScope(mark, r).id));
+    const count = requests.length;
     const candidate = this.#epochCandidate;
-    const args: Args = [2 + requests.length, markKey, this.#epochKey(mark.scope), ...keys, skipMarked ? '1' : '0', candidate];
-    for (const request of requests) {
-      const at = args.length;
-      writeClaim(args, at, request);
-      args[at + 3] = position(request.position);
-    }
+    const args: Args = [2 + count, markKey, this.#epochKey(mark.scope)];
+    for (const request of requests) args.push(this.#key(mark.scope, sameCall(mark, requests[0]!, request, true).id));
+    args.push(skipMarked ? '1' : '0', candidate);
+    if (count === 0) args.push(0, 0, '');
+    else writeClaims(args, count, (i) => requests[i]!);
+    for (const request of requests) args.push(position(request.position));
     let answer: ReturnType<typeof decodeMarkedClaims> | undefined;
     await this.#call('claimManyMarked', 'claimManyMarked', args, (reply) => {
       answer = decodeMarkedClaims(reply, requests.length, (i) => duration(requests[i]!.leaseMs, 'leaseMs'));
@@ -303,16 +311,13 @@ export class RedisStore implements DedupStore, MarkStore, AdminStore, ResetRepor
     requests: readonly CompleteRequest[],
     advance: MarkAdvance | undefined,
   ): Promise<{ results: TransitionResult[]; mark: MarkRange | undefined }> {
-    const args: Args = [
-      1 + requests.length,
-      this.#markKey(mark),
-      ...requests.map((r) => this.#key(mark.scope, sameScope(mark, r).id)),
-      advance ? '1' : '0',
-      advance ? position(advance.from) : 0,
-      advance ? position(advance.to) : 0,
-    ];
+    const count = requests.length;
+    const args: Args = [1 + count, this.#markKey(mark)];
+    for (const request of requests) args.push(this.#key(mark.scope, sameCall(mark, requests[0]!, request, false).id));
+    args.push(advance ? '1' : '0', advance ? position(advance.from) : 0, advance ? position(advance.to) : 0);
     if (advance && advance.to < advance.from) throw new RangeError('RedisStore: a mark advance needs from <= to');
-    for (const request of requests) writeComplete(args, args.length, request);
+    if (count === 0) args.push(0, '');
+    else writeCompletions(args, count, (i) => requests[i]!);
     let answer: { results: TransitionResult[]; mark: MarkRange | undefined } | undefined;
     await this.#call('completeManyMarked', 'completeManyMarked', args, (reply) => {
       answer = decodeMarkedCompletions(reply, requests.length);
@@ -505,50 +510,52 @@ export class RedisStore implements DedupStore, MarkStore, AdminStore, ResetRepor
     return results;
   }
 
-  /** Groups requests by scope (all keys of one script call must share a hash slot) and builds the arguments. */
+  /**
+   * Groups requests by scope (all keys of one script call must share a hash slot) and by what a call
+   * passes once for all its records (`batch.together`), and builds the arguments.
+   */
   #plan<T extends Keyed, R>(requests: readonly T[], batch: Batch<T, R>): Call[] {
     const count = requests.length;
-    const scope = requests[0]!.scope;
-    let oneScope = true;
+    const first = requests[0]!;
+    const together = batch.together;
+    let one = true;
     for (let i = 1; i < count; i++) {
-      if (requests[i]!.scope !== scope) {
-        oneScope = false;
+      const request = requests[i]!;
+      if (request.scope !== first.scope || (together !== undefined && !together(first, request))) {
+        one = false;
         break;
       }
     }
-    if (oneScope) return [{ slots: undefined, scope, args: this.#args(requests, undefined, batch) }];
-    const groups = new Map<string, number[]>();
+    if (one) return [{ slots: undefined, scope: first.scope, args: this.#args(requests, undefined, batch) }];
+    const groups = new Map<string, { readonly first: T; readonly slots: number[] }[]>();
     for (let i = 0; i < count; i++) {
-      const group = groups.get(requests[i]!.scope);
-      if (group) group.push(i);
-      else groups.set(requests[i]!.scope, [i]);
+      const request = requests[i]!;
+      let ofScope = groups.get(request.scope);
+      if (ofScope === undefined) groups.set(request.scope, (ofScope = []));
+      const group = ofScope.find((g) => together === undefined || together(g.first, request));
+      if (group) group.slots.push(i);
+      else ofScope.push({ first: request, slots: [i] });
     }
     const calls: Call[] = [];
-    for (const [group, slots] of groups) calls.push({ slots, scope: group, args: this.#args(requests, slots, batch) });
+    for (const [scope, ofScope] of groups) for (const { slots } of ofScope) calls.push({ slots, scope, args: this.#args(requests, slots, batch) });
     return calls;
   }
 
   /**
-   * `numkeys, key1..keyN, args of request 1, ..., args of request N`; with `batch.epoch`, the scope's
-   * epoch key comes first among the keys and the epoch candidate first among the arguments.
+   * `numkeys, key1..keyN`, then what `batch.write` appends; with `batch.epoch`, the scope's epoch key
+   * comes first among the keys and the epoch candidate first among the arguments.
    */
   #args<T extends Keyed, R>(requests: readonly T[], slots: readonly number[] | undefined, batch: Batch<T, R>): Args {
     const count = slots === undefined ? requests.length : slots.length;
-    const lead = batch.epoch ? 1 : 0;
-    const args: Args = new Array<ScriptArg>(1 + 2 * lead + count * (1 + batch.width));
-    args[0] = count + lead;
-    if (lead) {
-      const scope = requests[slots === undefined ? 0 : slots[0]!]!.scope;
-      args[1] = this.#epochKey(scope);
-      args[2 + count] = this.#epochCandidate;
-    }
-    let at = 1 + 2 * lead + count;
+    const at = slots === undefined ? (i: number) => requests[i]! : (i: number) => requests[slots[i]!]!;
+    const args: Args = [batch.epoch ? count + 1 : count];
+    if (batch.epoch) args.push(this.#epochKey(at(0).scope));
     for (let i = 0; i < count; i++) {
-      const request = requests[slots === undefined ? i : slots[i]!]!;
-      args[1 + lead + i] = this.#key(request.scope, request.id);
-      batch.write(args, at, request);
-      at += batch.width;
+      const request = at(i);
+      args.push(this.#key(request.scope, request.id));
     }
+    if (batch.epoch) args.push(this.#epochCandidate);
+    batch.write(args, count, at);
     return args;
   }
 
@@ -582,9 +589,15 @@ function newEpoch(): string {
   return randomBytes(9).toString('base64url');
 }
 
-/** A mark and its records share one hash slot only when they share the scope. */
-function sameScope<T extends { scope: string }>(mark: MarkRef, request: T): T {
+/**
+ * A mark and its records share one hash slot only when they share the scope; a marked batch is one
+ * script call, which passes the lease and the window once for all its records.
+ */
+function sameCall<T extends { scope: string; windowMs: number; leaseMs?: number }>(mark: MarkRef, first: T, request: T, lease: boolean): T {
   if (request.scope !== mark.scope) throw new TypeError('RedisStore: every request of a marked batch must have the mark\'s scope');
+  if (request.windowMs !== first.windowMs || (lease && request.leaseMs !== first.leaseMs)) {
+    throw new TypeError(`RedisStore: every request of a marked batch must have the same ${lease ? 'leaseMs and windowMs' : 'windowMs'}`);
+  }
   return request;
 }
 
@@ -628,8 +641,41 @@ const writeFail: WriteArgs<FailRequest> = (args, at, request) => {
   args[at + 2] = request.error;
 };
 
-const writeRelease: WriteArgs<OwnedRef> = (args, at, request) => {
-  args[at] = request.token;
+/** Claims of one call: the lease and the window once (see `together`), then every fingerprint in one argument. */
+const writeClaims: WriteCall<ClaimRequest> = (args, count, at) => {
+  const first = at(0);
+  args.push(duration(first.leaseMs, 'leaseMs'), duration(first.windowMs, 'windowMs'), encodeFingerprints(count, (i) => at(i).fingerprint));
+};
+
+/** Completions of one call: the window once, which records carry a result, the tokens, then the results given. */
+const writeCompletions: WriteCall<CompleteRequest> = (args, count, at) => {
+  args.push(duration(at(0).windowMs, 'windowMs'), '');
+  const given = args.length - 1;
+  let withResult = 0;
+  for (let i = 0; i < count; i++) {
+    const request = at(i);
+    args.push(request.token);
+    if (request.result !== undefined) withResult++;
+  }
+  if (withResult === 0) return;
+  let flags = '';
+  for (let i = 0; i < count; i++) {
+    const result = at(i).result;
+    flags += result === undefined ? '0' : '1';
+    if (result !== undefined) args.push(result);
+  }
+  args[given] = flags;
+};
+
+const writeExtends: WriteCall<ExtendRequest> = (args, count, at) => {
+  for (let i = 0; i < count; i++) {
+    const request = at(i);
+    args.push(request.token, duration(request.leaseMs, 'leaseMs'));
+  }
+};
+
+const writeReleases: WriteCall<OwnedRef> = (args, count, at) => {
+  for (let i = 0; i < count; i++) args.push(at(i).token);
 };
 
 /** After a partly failed multi-scope claim, gives back what was acquired (else it expires with its lease). */
@@ -649,9 +695,9 @@ async function releaseAcquired(
 const CLAIM_BATCH: Batch<ClaimRequest, ClaimResult> = {
   operation: 'claimMany',
   script: 'claimMany',
-  width: 3,
   epoch: true,
-  write: writeClaim,
+  together: (a, b) => a.leaseMs === b.leaseMs && a.windowMs === b.windowMs,
+  write: writeClaims,
   decode: (reply, results, slots, count, requests) =>
     decodeClaims(reply, results, slots, count, (i) => duration(requests[slots === undefined ? i : slots[i]!]!.leaseMs, 'leaseMs')),
   undo: releaseAcquired,
@@ -659,21 +705,19 @@ const CLAIM_BATCH: Batch<ClaimRequest, ClaimResult> = {
 const EXTEND_BATCH: Batch<ExtendRequest, TransitionResult> = {
   operation: 'extendMany',
   script: 'extendMany',
-  width: 2,
-  write: writeExtend,
+  write: writeExtends,
   decode: decodeTransitions,
 };
 const COMPLETE_BATCH: Batch<CompleteRequest, TransitionResult> = {
   operation: 'completeMany',
   script: 'completeMany',
-  width: 4,
-  write: writeComplete,
+  together: (a, b) => a.windowMs === b.windowMs,
+  write: writeCompletions,
   decode: decodeTransitions,
 };
 const RELEASE_BATCH: Batch<OwnedRef, TransitionResult> = {
   operation: 'releaseMany',
   script: 'releaseMany',
-  width: 1,
-  write: writeRelease,
+  write: writeReleases,
   decode: decodeTransitions,
 };

@@ -12,8 +12,10 @@ import type { Cluster, Redis } from 'ioredis';
  *
  * Version 3: records are compact strings (see ./scripts/includes/record.lua); hashes written by
  * version 2 are still read, and replaced by strings when next written. Claims check the scope's epoch.
+ * Version 4: batch claims and completions pass the lease and the window once per call, and a batch's
+ * fingerprints in one argument (records are unchanged).
  */
-export const SCRIPT_VERSION = 3;
+export const SCRIPT_VERSION = 4;
 
 interface ScriptDefinition {
   /** File name without `.lua`. */

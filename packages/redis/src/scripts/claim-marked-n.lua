@@ -8,8 +8,9 @@
     KEYS[3..N+2] record keys
     ARGV[1]      '1' skip positions inside the mark, '0' claim every key (reprocess)
     ARGV[2]      epoch to write when the scope has none
-    ARGV, 4 per record key after ARGV[2] (record key i uses ARGV[4i-9 .. 4i-6]):
-      leaseMs, windowMs, fingerprint ('' when none), position
+    ARGV[3]      leaseMs, ARGV[4] windowMs: the same for every record of the call
+    ARGV[5]      the records' fingerprints, in KEYS order (see nextFingerprint; '' when none has one)
+    ARGV[6..N+5] the records' positions, in KEYS order
 
   Output (flat array): the scope's epoch (false when this call wrote ARGV[2]), now (ms), the time
   seed (µs), mark low, mark high (false when there is no mark), then one answer per record key, in
@@ -32,14 +33,18 @@ else
 end
 local n = 5
 local skip = ARGV[1] == '1' and low ~= nil
+local lease, window, fingerprints = ARGV[3], ARGV[4], ARGV[5]
+local at = 1
 for i = 3, #KEYS do
-  local a = i * 4 - 9
-  local position = tonumber(ARGV[a + 3])
+  -- Read for every record, claimed or not: they come one after another.
+  local fingerprint = ''
+  if fingerprints ~= '' then fingerprint, at = nextFingerprint(fingerprints, at) end
+  local position = tonumber(ARGV[i + 3])
   if skip and position >= low and position <= high then
     n = n + 1
     out[n] = 5
   else
-    n = claimKey(KEYS[i], ARGV[a], ARGV[a + 1], ARGV[a + 2], out, n)
+    n = claimKey(KEYS[i], lease, window, fingerprint, out, n)
   end
 end
 return out

@@ -6,8 +6,8 @@
     KEYS[1]      the scope's epoch key
     KEYS[2..N+1] record keys
     ARGV[1]      epoch to write when the scope has none
-    ARGV, 3 per record key after ARGV[1] (record key i uses ARGV[3i-1 .. 3i+1]):
-      leaseMs, windowMs, fingerprint ('' when none)
+    ARGV[2]      leaseMs, ARGV[3] windowMs: the same for every record of the call
+    ARGV[4]      the records' fingerprints, in KEYS order (see nextFingerprint; '' when none has one)
 
   Output (flat array): the scope's epoch (false when this call wrote ARGV[1]), now (ms), the time
   seed (µs), then one answer per record key, in KEYS order, as in claim-2.lua: 1 (a first claim),
@@ -18,10 +18,12 @@
 --- @include "epoch"
 --- @include "claim-key"
 
+local lease, window, fingerprints = ARGV[2], ARGV[3], ARGV[4]
 local out = { checkEpoch(KEYS[1], ARGV[1]), now, seed }
-local n = 3
+local n, at = 3, 1
 for i = 2, #KEYS do
-  local a = i * 3 - 4
-  n = claimKey(KEYS[i], ARGV[a], ARGV[a + 1], ARGV[a + 2], out, n)
+  local fingerprint = ''
+  if fingerprints ~= '' then fingerprint, at = nextFingerprint(fingerprints, at) end
+  n = claimKey(KEYS[i], lease, window, fingerprint, out, n)
 end
 return out

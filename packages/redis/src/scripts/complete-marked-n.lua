@@ -8,7 +8,10 @@
     ARGV[1]      '1' advance the mark, '0' leave it
     ARGV[2]      from: first position of the run of completed positions
     ARGV[3]      to: last position of the run
-    ARGV, 4 per record key after ARGV[3]: token, windowMs, '1'|'0' (result given), result ('' when none)
+    ARGV[4]      windowMs: the same for every record of the call
+    ARGV[5]      '' when no record has a result, else one character per record key: '1' result given, '0' none
+    ARGV[6..N+5] tokens, in record key order
+    ARGV[N+6..]  the results given, in record key order
 
   The run extends the mark when it touches or overlaps it; a run after a gap replaces it (positions in
   the gap were never seen completed); a run wholly below it leaves it as it is.
@@ -20,13 +23,17 @@
 --- @include "finish-key"
 --- @include "mark"
 
+local window, given = ARGV[4], ARGV[5]
 local out = {}
 local all = true
+local r = #KEYS + 4
 for i = 2, #KEYS do
-  local a = i * 4 - 4
   local result = nil
-  if ARGV[a + 2] == '1' then result = ARGV[a + 3] end
-  out[i - 1] = finishKey(KEYS[i], ARGV[a], 2, ARGV[a + 1], result)
+  if given ~= '' and string.byte(given, i - 1) == 49 then
+    r = r + 1
+    result = ARGV[r]
+  end
+  out[i - 1] = finishKey(KEYS[i], ARGV[i + 4], 2, window, result)
   if out[i - 1] == 0 then all = false end
 end
 

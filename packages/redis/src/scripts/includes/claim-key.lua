@@ -58,3 +58,15 @@ local function claimKey(key, lease, window, fingerprint, out, n)
   if takeover then out[n + 3] = 1 else out[n + 3] = 0 end
   return n + 3
 end
+
+-- A batch's fingerprints come in one argument: per record, in KEYS order, a zero byte (none) or the
+-- encoding above (flag 24: 17 bytes follow; flag 8: a varint length and the bytes). Answers the
+-- fingerprint that starts at `pos` ('' for none) and where the next one starts.
+local function nextFingerprint(fingerprints, pos)
+  local flags = string.byte(fingerprints, pos)
+  if flags == 0 then return '', pos + 1 end
+  if flags == 24 then return string.sub(fingerprints, pos, pos + 17), pos + 18 end
+  if flags ~= 8 then error('onceonly: a fingerprint argument is malformed') end
+  local length, at = readVarint(fingerprints, pos + 1)
+  return string.sub(fingerprints, pos, at + length - 1), at + length
+end
