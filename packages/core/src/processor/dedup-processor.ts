@@ -279,8 +279,10 @@ export class DedupProcessor<S extends DedupStore = DedupStore> {
 
   /** What an instrumentation is told about a message. */
   #messageInfo(message: Message<unknown>): MessageInfo {
-    const id = typeof message?.id === 'string' ? message.id : safeId(message?.id);
-    return { scope: this.scope, id, ...(message?.carrier ? { carrier: message.carrier } : {}), ...(message?.attributes ? { attributes: message.attributes } : {}) };
+    const info: { -readonly [K in keyof MessageInfo]: MessageInfo[K] } = { scope: this.scope, id: typeof message?.id === 'string' ? message.id : safeId(message?.id) };
+    if (message?.carrier) info.carrier = message.carrier;
+    if (message?.attributes) info.attributes = message.attributes;
+    return info;
   }
 
   async #processPrepared<P, R>(message: Message<P>, handler: AnyHandler<P, R>, options: ProcessOptions | undefined): Promise<Outcome<R>> {
