@@ -282,6 +282,8 @@ export class RedisStore implements DedupStore, MarkStore, AdminStore, ResetRepor
   /**
    * Reads the offset high-water mark `<prefix>:{<scope>}:hwm:<name>` and claims every request whose
    * position lies outside it, in one script call (the mark shares the scope's hash slot).
+   * @throws {TypeError} unless every request has the mark's scope and the same `leaseMs` and `windowMs`
+   * (one script call passes them once; the processor's batches always do).
    */
   async claimManyMarked(
     mark: MarkRef,
@@ -305,7 +307,10 @@ export class RedisStore implements DedupStore, MarkStore, AdminStore, ResetRepor
     return { mark: answer!.mark, claims: answer!.claims };
   }
 
-  /** Completes the requests and, if all succeed, advances the mark over `advance`, in one script call. */
+  /**
+   * Completes the requests and, if all succeed, advances the mark over `advance`, in one script call.
+   * @throws {TypeError} unless every request has the mark's scope and the same `windowMs`.
+   */
   async completeManyMarked(
     mark: MarkRef,
     requests: readonly CompleteRequest[],

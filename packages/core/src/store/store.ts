@@ -175,7 +175,9 @@ export interface MarkAdvance {
 
 /**
  * Optional store capability: offset high-water marks read and advanced in the same round trip as a
- * batch claim and a batch completion, so a batch still costs exactly two round trips.
+ * batch claim and a batch completion, so a batch still costs exactly two round trips. The requests of
+ * one call have the mark's scope and share one `leaseMs` and `windowMs` (as a processor's batch
+ * does); a store may reject others with a `TypeError`.
  */
 export interface MarkStore {
   /**
