@@ -53,12 +53,19 @@ const PACKABLE = /^[A-Za-z0-9_-]{22}$/;
 export function encodeFingerprint(fingerprint: string | undefined): Buffer | '' {
   if (fingerprint === undefined) return '';
   if (PACKABLE.test(fingerprint)) {
-    // 23 base64url characters are 138 bits: 17 bytes hold the fingerprint's 132 and 4 zero bits.
-    const packed = Buffer.from(`${fingerprint}A`, 'base64url');
-    return Buffer.concat([Buffer.of(FINGERPRINT | PACKED), packed]);
+    const packed = Buffer.allocUnsafe(1 + PACKED_BYTES);
+    writePacked(packed, 0, fingerprint);
+    return packed;
   }
   const bytes = Buffer.from(fingerprint, 'utf8');
   return Buffer.concat([Buffer.of(FINGERPRINT), varint(bytes.length), bytes]);
+}
+
+/** Writes a packable fingerprint's encoding (flag byte, then the 17 packed bytes) into `out` at `at`. */
+function writePacked(out: Buffer, at: number, fingerprint: string): void {
+  out[at] = FINGERPRINT | PACKED;
+  // 23 base64url characters are 138 bits: 17 bytes hold the fingerprint's 132 and 4 zero bits.
+  out.write(`${fingerprint}A`, at + 1, PACKED_BYTES, 'base64url');
 }
 
 /**
@@ -89,9 +96,7 @@ export function encodeFingerprints(count: number, fingerprintOf: (i: number) => 
     if (fingerprint === undefined) {
       out[at++] = 0;
     } else if (PACKABLE.test(fingerprint)) {
-      out[at] = FINGERPRINT | PACKED;
-      // 23 base64url characters are 138 bits: 17 bytes hold the fingerprint's 132 and 4 zero bits.
-      out.write(`${fingerprint}A`, at + 1, PACKED_BYTES, 'base64url');
+      writePacked(out, at, fingerprint);
       at += 1 + PACKED_BYTES;
     } else {
       const encoded = encodeFingerprint(fingerprint) as Buffer;

@@ -87,7 +87,7 @@ const MAX_REMEMBERED_SCOPES = 10_000;
 
 /**
  * The Redis store: shared by every worker, each transition one atomic Lua script, one round trip per
- * call (a batch of one scope is one script call).
+ * call (a batch of one scope, lease and window is one script call).
  *
  * **Keys.** `<prefix>:{<scope>}:<id>`, scope and ID escaped (or hashed when long) so that no input can
  * collide with another or leave its place; keys stay under 330 bytes. The braces are a Redis Cluster
@@ -212,10 +212,10 @@ export class RedisStore implements DedupStore, MarkStore, AdminStore, ResetRepor
   }
 
   /**
-   * Claims a batch in one round trip; answers are in request order. Requests of one scope go out as
-   * one script call; several scopes as one call per scope (pipelined; concurrent on a cluster). If a
-   * multi-scope batch fails for one scope, what the other scopes acquired is released before the
-   * `StoreUnavailableError` is thrown.
+   * Claims a batch in one round trip; answers are in request order. Requests of one scope, lease and
+   * window go out as one script call; a batch that mixes them as one call per scope, lease and window
+   * (pipelined; concurrent on a cluster). If such a batch fails for one call, what the other calls
+   * acquired is released before the `StoreUnavailableError` is thrown.
    * @example
    * const results = await store.claimMany(messages.map((m) => ({ scope: 'orders', id: m.id, leaseMs, windowMs })));
    */
@@ -471,9 +471,9 @@ export class RedisStore implements DedupStore, MarkStore, AdminStore, ResetRepor
   }
 
   /**
-   * One script call per scope in the batch (usually one). Several scopes go out together: in one
-   * pipeline on a standalone server (still one round trip), concurrently on a cluster (their slots
-   * may live on different nodes). Every request is validated before anything is sent.
+   * One script call per group of the batch (see {@link #plan}; usually one). Several calls go out
+   * together: in one pipeline on a standalone server (still one round trip), concurrently on a cluster
+   * (their slots may live on different nodes). Every request is validated before anything is sent.
    */
   async #batch<T extends Keyed, R>(requests: readonly T[], batch: Batch<T, R>): Promise<R[]> {
     const count = requests.length;
